@@ -1,0 +1,1 @@
+"""Video restoration pipeline: decode -> chunk -> restore -> encode, frame-exact."""

@@ -1,0 +1,92 @@
+"""Records that carry frames between decode, the executors and encode.
+
+Frames travel as planar YUV (the stream's own pixel layout, uint8 or uint16): this
+keeps a graph with no stage bit-exact, halves transfer size for 4:2:0 and lets the
+worker do YUV <-> RGB in float (``pipeline.colour``), never squashed through 8 bits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+
+#: Pixel formats frames travel in; anything else is converted on decode.
+SUPPORTED_PIX_FMTS = (
+    "yuv420p",
+    "yuv422p",
+    "yuv444p",
+    "yuv420p10le",
+    "yuv422p10le",
+    "yuv444p10le",
+)
+
+
+@dataclass(frozen=True)
+class ColorInfo:
+    """Colour description in FFmpeg vocabulary (``bt709``, ``smpte170m``, ``bt2020nc`` ...)."""
+
+    matrix: str = "bt709"  # YUV<->RGB matrix: bt709 | bt470bg/smpte170m (601) | bt2020nc
+    range: str = "tv"  # tv (limited) | pc (full)
+    primaries: str = "bt709"
+    transfer: str = "bt709"
+    assumed: bool = False  # True when the stream said nothing and a default was chosen
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """Geometry, pixel layout and colour of a frame sequence."""
+
+    width: int
+    height: int
+    pix_fmt: str
+    color: ColorInfo
+
+    @property
+    def bit_depth(self) -> int:
+        return 10 if "p10" in self.pix_fmt else 8
+
+    @property
+    def chroma_shift(self) -> tuple[int, int]:
+        """(log2 horizontal, log2 vertical) chroma subsampling."""
+        if self.pix_fmt.startswith("yuv420"):
+            return (1, 1)
+        if self.pix_fmt.startswith("yuv422"):
+            return (1, 0)
+        return (0, 0)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint16 if self.bit_depth > 8 else np.uint8)
+
+    def plane_shapes(self) -> list[tuple[int, int]]:
+        sx, sy = self.chroma_shift
+        cw, ch = -(-self.width // (1 << sx)), -(-self.height // (1 << sy))
+        return [(self.height, self.width), (ch, cw), (ch, cw)]
+
+    def with_size(self, width: int, height: int) -> VideoFormat:
+        return replace(self, width=width, height=height)
+
+
+@dataclass
+class Chunk:
+    """N consecutive frames: the unit of parallelism, ordering and retry.
+
+    ``planes`` holds Y, U, V stacked over frames: shapes (N, H, W), (N, Hc, Wc) x 2,
+    values in the native bit depth (0..255 or 0..1023).
+    """
+
+    index: int
+    first_frame: int
+    pts: list[int]
+    time_base: Fraction
+    fmt: VideoFormat
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.planes)

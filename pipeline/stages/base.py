@@ -1,0 +1,40 @@
+"""The contract every stage type fulfils, and the registry that names them.
+
+A stage works on float32 RGB tensors (N, 3, H, W) in [0, 1] on the worker's device.
+Its parameters are a pydantic model, validated before any frame is decoded; heavy
+state (networks) is built once per worker in ``setup``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+
+class StageParams(BaseModel):
+    """Base for a stage's YAML parameters: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Stage:
+    """Subclass, set ``params_model``, implement ``process``; register with ``@register_stage``."""
+
+    params_model: ClassVar[type[StageParams]] = StageParams
+    #: Frames of context needed on each side (temporal stages); 0 for per-frame stages.
+    temporal_radius: ClassVar[int] = 0
+
+    def __init__(self, params: StageParams) -> None:
+        self.params = params
+
+    def setup(self, device: torch.device) -> None:
+        """Load weights / allocate buffers once per worker. Default: nothing."""
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Frame size this stage produces for an input of (height, width)."""
+        return height, width
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
