@@ -1,0 +1,50 @@
+"""The dry-run report behind ``run_pipeline.py plan``: streams, chunks, tiles, memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.chunking import plan_chunks
+from pipeline.config import PipelineConfig, config_hash, dump_resolved
+from pipeline.frames import VideoFormat
+from pipeline.graph import StageGraph
+from pipeline.probe import MediaInfo, describe
+
+
+def chunk_bytes(fmt: VideoFormat, frames: int) -> int:
+    """Bytes one chunk of YUV planes occupies in the object store."""
+    per_frame = sum(h * w for h, w in fmt.plane_shapes()) * fmt.dtype.itemsize
+    return per_frame * frames
+
+
+def describe_plan(
+    config: PipelineConfig, info: MediaInfo, graph: StageGraph, out_fmt: VideoFormat
+) -> dict[str, Any]:
+    ex = config.execution
+    frames = info.video.frame_count or 0
+    chunks = plan_chunks(frames, ex.chunk_frames)
+    in_bytes = chunk_bytes(info.video.fmt, ex.chunk_frames)
+    out_bytes = chunk_bytes(out_fmt, ex.chunk_frames)
+    return {
+        "input": describe(info),
+        "config_hash": config_hash(config),
+        "config": dump_resolved(config),
+        "output": {
+            "width": out_fmt.width,
+            "height": out_fmt.height,
+            "pix_fmt": out_fmt.pix_fmt,
+            "codec": config.output.codec,
+        },
+        "chunks": {
+            "frames_per_chunk": ex.chunk_frames,
+            "count": len(chunks),
+            "frames_estimated": frames,
+            "max_inflight": ex.max_inflight_chunks,
+        },
+        "stages": graph.describe(info.video.fmt.height, info.video.fmt.width),
+        "memory_estimate_bytes": {
+            "driver_chunks": (in_bytes + out_bytes) * ex.max_inflight_chunks,
+            "per_chunk_in": in_bytes,
+            "per_chunk_out": out_bytes,
+        },
+    }

@@ -1,0 +1,174 @@
+"""The job: probe -> decode chunks -> executor -> re-ordered encode -> atomic rename.
+
+``Pipeline`` is the Python API (``Pipeline.from_yaml(path).run(src, dst)``); the CLI is
+a thin shell around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import PipelineConfig, config_hash, dump_resolved, load_config
+from pipeline.decode import iter_chunks
+from pipeline.encode import VideoWriter, pick_output_format
+from pipeline.errors import OutputError, PipelineError
+from pipeline.executors import InlineExecutor, RayExecutor
+from pipeline.frames import Chunk, VideoFormat
+from pipeline.graph import StageGraph
+from pipeline.probe import MediaInfo, probe
+from pipeline.progress import ProgressCallback, ProgressTracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports (printed by the CLI, returned by the API)."""
+
+    output: str
+    frames_in: int
+    frames_out: int
+    frames_concealed: int
+    wall_s: float
+    fps: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    retries: int = 0
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def temp_output_path(dst: Path) -> Path:
+    """Same folder (so the final rename is atomic), same extension (so the muxer is right)."""
+    return dst.with_name(f".{dst.stem}.partial{dst.suffix}")
+
+
+class Pipeline:
+    """A validated stage graph plus output and execution settings."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.config = config
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> Pipeline:
+        return cls(load_config(path, overrides))
+
+    def output_format(self, info: MediaInfo, graph: StageGraph) -> VideoFormat:
+        src = info.video.fmt
+        height, width = graph.output_size(src.height, src.width)
+        out = self.config.output
+        return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt)
+
+    def encoder_options(self) -> dict[str, str]:
+        out = self.config.output
+        options = {k: str(v) for k, v in out.options.items()}
+        if out.crf is not None:
+            options.setdefault("crf", str(out.crf))
+        if out.preset is not None:
+            options.setdefault("preset", str(out.preset))
+        return options
+
+    def plan(self, src: str | os.PathLike) -> dict[str, Any]:
+        """Dry run: what would happen, without decoding a frame."""
+        from pipeline.planning import describe_plan
+
+        info = probe(src)
+        graph = StageGraph.from_config(self.config)
+        return describe_plan(self.config, info, graph, self.output_format(info, graph))
+
+    def _executor(self, graph: StageGraph, out_fmt: VideoFormat):
+        ex = self.config.execution
+        if ex.executor == "inline":
+            return InlineExecutor(graph, out_fmt, ex.device)
+        return RayExecutor(
+            graph,
+            out_fmt,
+            address=ex.address,
+            num_workers=ex.num_workers,
+            gpus_per_worker=ex.gpus_per_worker,
+            device=ex.device,
+            max_inflight=ex.max_inflight_chunks,
+            chunk_timeout_s=ex.chunk_timeout_s,
+            max_retries=ex.max_retries,
+        )
+
+    def run(
+        self,
+        src: str | os.PathLike,
+        dst: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> RunSummary:
+        """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded."""
+        dst = Path(dst)
+        if dst.exists() and not overwrite:
+            raise OutputError(f"{dst} exists (use -y to overwrite)")
+        if not dst.parent.is_dir():
+            raise OutputError(f"output folder {dst.parent} does not exist")
+        info = probe(src)
+        graph = StageGraph.from_config(self.config)
+        out_fmt = self.output_format(info, graph)
+        tmp = temp_output_path(dst)
+        chunks = iter_chunks(info, self.config.execution.chunk_frames)
+        tracker = ProgressTracker(info.video.frame_count, on_progress)
+        t0 = time.monotonic()
+        frames_out = 0
+        executor = None
+        try:
+            executor = self._executor(graph, out_fmt)
+            with VideoWriter(
+                str(tmp),
+                info,
+                out_fmt,
+                codec=self.config.output.codec,
+                options=self.encoder_options(),
+                container_format=self.config.output.format,
+                copy_streams=self.config.output.audio == "copy",
+            ) as writer:
+                for chunk in _in_order(executor.map(chunks)):
+                    writer.write(chunk)
+                    frames_out += len(chunk)
+                    tracker.advance(len(chunk))
+            frames_in = chunks.stats.frames_decoded
+            if frames_out != frames_in:
+                raise PipelineError(f"frame count mismatch: {frames_in} in, {frames_out} out")
+            os.replace(tmp, dst)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        finally:
+            if executor is not None:
+                executor.close()
+        wall = time.monotonic() - t0
+        return RunSummary(
+            output=str(dst),
+            frames_in=frames_in,
+            frames_out=frames_out,
+            frames_concealed=chunks.stats.frames_concealed,
+            wall_s=wall,
+            fps=frames_out / wall if wall > 0 else 0.0,
+            stage_seconds=executor.stats.stage_seconds,
+            retries=executor.stats.retries,
+            workers=executor.stats.workers,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"config_hash": config_hash(self.config), "config": dump_resolved(self.config)}
+
+
+def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """Guard the invariant the encoder relies on: chunks arrive once, in order."""
+    for expected, chunk in enumerate(chunks):
+        if chunk.index != expected:
+            raise PipelineError(f"chunk {chunk.index} arrived, expected {expected}")
+        yield chunk

@@ -1,0 +1,58 @@
+"""Restores one chunk: YUV planes -> RGB float -> stage graph -> YUV planes.
+
+The same ``ChunkRestorer`` runs inline in the driver or inside a Ray actor; tensors are
+made here, next to the device, never in the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from pipeline.colour import rgb_to_yuv, yuv_to_rgb
+from pipeline.frames import Chunk, VideoFormat
+from pipeline.graph import StageGraph
+
+#: Frames pushed through the graph at once; bounds activation memory for long chunks.
+FRAMES_PER_STEP = 4
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``auto`` takes the GPU when there is one; ``cuda`` without one is an error."""
+    if preference == "cpu":
+        return torch.device("cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is visible")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ChunkRestorer:
+    """Holds a set-up graph; ``restore`` maps an input chunk to an output chunk."""
+
+    def __init__(self, graph: StageGraph, out_fmt: VideoFormat, device: str = "auto") -> None:
+        self.graph = graph
+        self.out_fmt = out_fmt
+        self.device = pick_device(device)
+        self.graph.setup(self.device)
+
+    def restore(self, chunk: Chunk) -> Chunk:
+        if self.graph.is_identity and chunk.fmt == self.out_fmt:
+            return chunk
+        outs: list[list[np.ndarray]] = [[], [], []]
+        for start in range(0, len(chunk), FRAMES_PER_STEP):
+            sl = slice(start, start + FRAMES_PER_STEP)
+            planes = [
+                torch.from_numpy(p[sl].astype(np.int32)).to(self.device) for p in chunk.planes
+            ]
+            rgb = yuv_to_rgb(planes, chunk.fmt)
+            with torch.inference_mode():
+                rgb = self.graph(rgb)
+            for i, plane in enumerate(rgb_to_yuv(rgb, self.out_fmt)):
+                outs[i].append(plane.cpu().numpy().astype(self.out_fmt.dtype, copy=False))
+        planes_out = tuple(np.concatenate(o) for o in outs)
+        return replace(chunk, fmt=self.out_fmt, planes=planes_out)
+
+    def stage_seconds(self) -> dict[str, float]:
+        return dict(self.graph.stage_seconds)

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
+
+Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
+3 unreadable input, 4 failed but resumable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.errors import ConfigError, PipelineError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors share our exit path."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def config_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
+        sp.add_argument("-c", "--config", required=required, help="YAML stage graph")
+        sp.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. --set execution.chunk_frames=16",
+        )
+        sp.add_argument("--executor", choices=["ray", "inline"], help="override execution")
+        sp.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port")
+
+    run = sub.add_parser("run", help="restore a video")
+    config_args(run)
+    run.add_argument("-i", "--input", required=True, help="input video")
+    run.add_argument("-o", "--output", required=True, help="output video")
+    run.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
+    run.add_argument(
+        "--progress",
+        choices=["auto", "bar", "json", "none"],
+        default="auto",
+        help="bar on a terminal (auto), JSON lines on stderr, or none",
+    )
+
+    pr = sub.add_parser("probe", help="describe a media file's streams")
+    pr.add_argument("input")
+
+    pl = sub.add_parser("plan", help="dry run: config, chunk plan, tile grid, memory")
+    config_args(pl)
+    pl.add_argument("-i", "--input", required=True)
+
+    va = sub.add_parser("validate", help="check a config without touching any video")
+    config_args(va)
+
+    sub.add_parser("models", help="list registered networks with measured figures")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    extra = list(args.overrides)
+    if getattr(args, "executor", None):
+        extra.append(f"execution.executor={args.executor}")
+    if getattr(args, "address", None):
+        extra.append(f"execution.address={args.address}")
+    return extra
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.progress import BarReporter, JsonLinesReporter
+    from pipeline.runner import Pipeline
+
+    pipe = Pipeline.from_yaml(args.config, _overrides(args))
+    mode = args.progress
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "none"
+    reporter = {"bar": BarReporter, "json": JsonLinesReporter}.get(mode)
+    on_progress = reporter() if reporter else None
+    try:
+        summary = pipe.run(
+            args.input, args.output, overwrite=args.overwrite, on_progress=on_progress
+        )
+    finally:
+        if on_progress is not None:
+            on_progress.close()
+    if mode == "json":
+        print(json.dumps({"event": "summary", **summary.to_dict()}), file=sys.stderr)
+    stages = ", ".join(
+        f"{k} {summary.frames_out / v:.1f} fps" for k, v in summary.stage_seconds.items() if v > 0
+    )
+    print(
+        f"wrote {summary.output}: {summary.frames_out} frames in {summary.wall_s:.1f} s "
+        f"({summary.fps:.1f} fps; {summary.frames_concealed} concealed; "
+        f"{summary.workers} worker(s); {summary.retries} retries)"
+        + (f"; per stage: {stages}" if stages else ""),
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from pipeline.probe import describe, probe
+
+    _print_json(describe(probe(args.input)))
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from pipeline.runner import Pipeline
+
+    _print_json(Pipeline.from_yaml(args.config, _overrides(args)).plan(args.input))
+    return EXIT_OK
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from pipeline.config import load_config
+
+    cfg = load_config(args.config, _overrides(args))
+    print(f"{args.config}: ok ({len(cfg.stages)} stage(s))")
+    return EXIT_OK
+
+
+def _cmd_models(_: argparse.Namespace) -> int:
+    from models import describe_models
+
+    rows = describe_models()
+    header = f"{'name':24} {'task':9} {'params':>9} {'GMACs@256':>10} {'weights':8} metrics"
+    print(header)
+    for r in rows:
+        params = f"{r['params'] / 1e6:.2f}M" if r.get("params") else "-"
+        macs = f"{r['gmacs_256']:.1f}" if r.get("gmacs_256") else "-"
+        weights = "shipped" if r.get("weights_available") else "-"
+        metrics = r.get("metrics_summary", "")
+        print(f"{r['name']:24} {r['task']:9} {params:>9} {macs:>10} {weights:8} {metrics}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "probe": _cmd_probe,
+    "plan": _cmd_plan,
+    "validate": _cmd_validate,
+    "models": _cmd_models,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    debug = False
+    try:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        warnings.simplefilter("default")
+        warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+        return COMMANDS[args.command](args)
+    except PipelineError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the CLI promises one line, never a traceback
+        if debug:
+            raise
+        print(f"error: internal: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
