@@ -1,0 +1,38 @@
+# The two entry points a newcomer needs: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SAMPLE := samples/rainy_street.mp4
+OUT := out/rainy_street_restored.mp4
+
+.PHONY: setup demo test lint format bench
+
+# torch is pinned first so pip takes the CPU build instead of a multi-GB CUDA one.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	mkdir -p out
+	$(BIN)/python run_pipeline.py run -c configs/sample.yaml -i $(SAMPLE) -o $(OUT) -y
+	@echo "restored video: $(OUT)"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup
+	$(BIN)/python -m benchmarks.throughput
