@@ -1,0 +1,1 @@
+"""Synthetic degradations, training loop, evaluation and weight export."""
