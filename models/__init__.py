@@ -1,5 +1,16 @@
 """Restoration networks (LCDNet, MIRNet v1/v2), their registry and checkpoints."""
 
+from models.checkpoint import CheckpointError
 from models.registry import ModelCard, get_card, list_models, register_model
+from models.zoo import WeightsNotShippedError, create_model, describe_models
 
-__all__ = ["ModelCard", "get_card", "list_models", "register_model"]
+__all__ = [
+    "CheckpointError",
+    "ModelCard",
+    "WeightsNotShippedError",
+    "create_model",
+    "describe_models",
+    "get_card",
+    "list_models",
+    "register_model",
+]

@@ -32,10 +32,17 @@ class ModelCard:
     licence: str = "MIT"
     notes: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)  # measured, with the command
+    preset: str = ""  # architecture preset the kwargs come from ("lcdnet-s", ...)
 
     @property
     def weights_path(self) -> Path | None:
         return WEIGHTS_DIR / self.weights if self.weights else None
+
+    @property
+    def weights_available(self) -> bool:
+        """True when the card's weights file is shipped (or it needs none)."""
+        path = self.weights_path
+        return path is None or path.is_file()
 
 
 _REGISTRY: dict[str, ModelCard] = {}

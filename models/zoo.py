@@ -1,0 +1,176 @@
+"""The shipped model zoo: architectures, presets, registered cards and ``create_model``.
+
+Importing :mod:`models` registers every card. A card's parameter count and MACs come
+from ``models/weights/profile.json`` (written by ``python -m models.profile``), never
+typed in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from models.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from models.lcdnet import PRESETS as LCDNET_PRESETS
+from models.lcdnet import LCDNet
+from models.registry import WEIGHTS_DIR, ModelCard, get_card, list_models, register_model
+
+PROFILE_PATH = WEIGHTS_DIR / "profile.json"
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"lcdnet": LCDNet}
+#: preset name -> (architecture, constructor kwargs)
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{name: ("lcdnet", kw) for name, kw in LCDNET_PRESETS.items()},
+}
+
+LCDNET_NOTE = (
+    "Reconstruction of LCDNet (Gao & Dang) from the paper's description: the authors' code "
+    "and weights are not public, so blocks the paper leaves open follow shared/LCDNET.md. "
+    "Global pooling makes tiles context-dependent: keep the tile overlap generous."
+)
+
+
+class WeightsNotShippedError(FileNotFoundError):
+    """A card names a weights file that is not in models/weights (yet)."""
+
+
+def build_arch(arch: str, **overrides: Any) -> nn.Module:
+    """A randomly initialised network from a preset/architecture name ("lcdnet-s",
+    "mirnet_v1") or a registered model name, with constructor overrides."""
+    if arch in PRESETS:
+        arch_name, kwargs = PRESETS[arch]
+        return ARCHITECTURES[arch_name](**{**kwargs, **overrides})
+    card = get_card(arch)
+    return card.builder(**{**card.kwargs, **overrides})
+
+
+def _load_profile() -> dict[str, Any]:
+    if not PROFILE_PATH.is_file():
+        return {}
+    data = json.loads(PROFILE_PATH.read_text())
+    return {
+        name: {**r, "measured_by": data.get("generated_by", "")}
+        for name, r in data.get("presets", {}).items()
+    }
+
+
+def _register(
+    name: str,
+    preset: str,
+    task: str,
+    *,
+    size_multiple: int,
+    tile_overlap: int,
+    licence: str,
+    notes: str,
+    profile: dict[str, Any],
+) -> None:
+    arch, kwargs = PRESETS[preset]
+    register_model(
+        ModelCard(
+            name=name,
+            arch=arch,
+            task=task,
+            builder=ARCHITECTURES[arch],
+            kwargs=dict(kwargs),
+            weights=f"{name}.safetensors",
+            size_multiple=size_multiple,
+            tile_overlap=tile_overlap,
+            licence=licence,
+            notes=notes,
+            metrics=dict(profile.get(preset, {})),
+            preset=preset,
+        ),
+        overwrite=True,
+    )
+
+
+def register_zoo() -> None:
+    """(Re-)register every shipped card, re-reading the measured profile."""
+    profile = _load_profile()
+    for preset in ("lcdnet", "lcdnet-s"):
+        for task in ("deblur", "derain", "defocus"):
+            _register(
+                f"{preset}-{task}",
+                preset,
+                task,
+                size_multiple=8,
+                tile_overlap=64,
+                licence="MIT",
+                notes=LCDNET_NOTE,
+                profile=profile,
+            )
+
+
+def create_model(
+    name_or_path: str | Path, pretrained: bool = True, *, arch: str | None = None, **overrides: Any
+) -> nn.Module:
+    """A network in eval mode, from a registry name or a checkpoint file.
+
+    Registry name: the card's architecture and preset; ``pretrained`` loads its shipped
+    weights and fails with :class:`WeightsNotShippedError` when they are not there (never a
+    silent random init); ``pretrained=False`` gives random init. File path (.safetensors,
+    .pth, ...): the architecture comes from ``arch`` (a preset or registry name) or from
+    the safetensors metadata written by :func:`models.checkpoint.save_weights`.
+    """
+    key = str(name_or_path)
+    path = Path(name_or_path)
+    if arch is None and key in {c.name for c in list_models()}:
+        card = get_card(key)
+        model = card.builder(**{**card.kwargs, **overrides})
+        if pretrained and card.weights is not None:
+            if not card.weights_available:
+                raise WeightsNotShippedError(
+                    f"weights for {key!r} are not shipped: {card.weights_path} does not exist. "
+                    "Use pretrained=False for a randomly initialised network, or pass a "
+                    "checkpoint path."
+                )
+            load_checkpoint(model, card.weights_path)
+        return model.eval()
+    if path.suffix not in CHECKPOINT_SUFFIXES:
+        known = ", ".join(c.name for c in list_models())
+        raise KeyError(f"unknown model {key!r}: not a registered name ({known}) nor a checkpoint")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if arch is None:
+        meta = read_metadata(path) if path.suffix == ".safetensors" else {}
+        if "arch" not in meta:
+            raise CheckpointError(f"{path}: architecture unknown; pass arch=, e.g. arch='lcdnet-s'")
+        model = build_arch(meta["arch"], **{**json.loads(meta.get("config", "{}")), **overrides})
+    else:
+        model = build_arch(arch, **overrides)
+    if pretrained:
+        load_checkpoint(model, path)
+    return model.eval()
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """One row per registered model for the CLI's ``models`` command."""
+    rows = []
+    for card in list_models():
+        metrics = card.metrics
+        rows.append(
+            {
+                "name": card.name,
+                "arch": card.arch,
+                "preset": card.preset,
+                "task": card.task,
+                "params": metrics.get("params"),
+                "macs_256": metrics.get("macs"),
+                "weights": card.weights,
+                "weights_available": card.weights_available,
+                "size_multiple": card.size_multiple,
+                "scale": card.scale,
+                "tile_overlap": card.tile_overlap,
+                "licence": card.licence,
+                "notes": card.notes,
+            }
+        )
+    return rows
+
+
+register_zoo()
