@@ -1,0 +1,424 @@
+"""Encode restored YUV chunks and mux them with the source's other streams, copied as packets.
+
+The writer builds ``av.VideoFrame``s straight from the chunk planes (no RGB round trip),
+keeps every frame's pts in the input time base (codec context too: libx264's VFR flush
+needs it), writes the colour tags and display rotation back, and interleaves the source's
+audio / subtitle / data packets by time as the video packets come out, so memory stays
+flat. A stream the output container cannot hold is transcoded (audio) or dropped, always
+with a warning. The file is written under a temporary name and renamed on ``close()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import av
+import numpy as np
+
+from pipeline.decode import convert_layout
+from pipeline.errors import ConfigError, InputError, OutputError
+from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
+from pipeline.probe import (
+    MATRIX_NAMES,
+    PRIMARIES_NAMES,
+    RANGE_NAMES,
+    TRANSFER_NAMES,
+    MediaInfo,
+    tag_value,
+)
+
+log = logging.getLogger(__name__)
+
+#: Metadata keys that describe the old file rather than the content; not copied.
+STALE_METADATA = {
+    "duration",
+    "encoder",
+    "rotate",
+    "major_brand",
+    "minor_version",
+    "compatible_brands",
+    "creation_time",
+    "number_of_frames",
+    "number_of_bytes",
+    "_statistics_tags",
+    "_statistics_writing_app",
+    "_statistics_writing_date_utc",
+    "bps",
+}
+#: Text subtitle codecs whose packets are plain text in every container that holds them.
+TEXT_SUBTITLES = {"subrip", "srt", "text"}
+
+
+def _fresh(metadata: dict[str, str]) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in metadata.items()
+        if k.lower() not in STALE_METADATA and not k.lower().startswith("number_of_frames")
+    }
+
+
+def planes_to_frame(planes: Sequence[np.ndarray], pix_fmt: str) -> av.VideoFrame:
+    """An ``av.VideoFrame`` of planar ``pix_fmt`` holding copies of the Y, U, V arrays."""
+    height, width = planes[0].shape
+    frame = av.VideoFrame(width, height, pix_fmt)
+    dtype = np.dtype("<u2") if "p10" in pix_fmt else np.dtype(np.uint8)
+    for plane, data in zip(frame.planes, planes, strict=True):
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+        view = rows.view(dtype)
+        view[: data.shape[0], : data.shape[1]] = data
+    return frame
+
+
+@lru_cache(maxsize=64)
+def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str) -> bool:
+    """Whether ``codec`` opens at this size and pixel format (odd 4:2:0, 8-bit-only builds)."""
+    try:
+        cc = av.CodecContext.create(codec, "w")
+    except (av.FFmpegError, ValueError) as exc:
+        raise ConfigError(f"unknown video encoder {codec!r}") from exc
+    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    cc.time_base = Fraction(1, 25)
+    if codec == "libx265":
+        cc.options = {"x265-params": "log-level=none"}
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
+    """Rank a substitute pixel format: same depth first (deeper before shallower), then
+    same chroma resolution (finer before coarser)."""
+    w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
+    depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
+    w_res = 2 - sum(w.chroma_shift)
+    o_res = 2 - sum(o.chroma_shift)
+    chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)
+    return depth, chroma
+
+
+def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = None) -> VideoFormat:
+    """The output format for ``codec``: ``pix_fmt`` (default: the source's) if the encoder
+    takes it at this frame size, else the nearest one it does take, with a warning."""
+    wanted = pix_fmt or src_fmt.pix_fmt
+    if wanted not in SUPPORTED_PIX_FMTS:
+        raise ConfigError(f"output pix_fmt {wanted!r} is not one of {SUPPORTED_PIX_FMTS}")
+    try:
+        offered = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
+    except (av.FFmpegError, ValueError) as exc:
+        raise ConfigError(f"unknown video encoder {codec!r}") from exc
+    candidates = sorted(
+        (f for f in SUPPORTED_PIX_FMTS if f in offered or not offered),
+        key=lambda f: _layout_distance(wanted, f),
+    )
+    for candidate in candidates:
+        if _encoder_accepts(codec, src_fmt.width, src_fmt.height, candidate):
+            if candidate != wanted:
+                message = (
+                    f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
+                    f"writing {candidate} instead"
+                )
+                warnings.warn(message, stacklevel=2)
+                log.warning(message)
+            return replace(src_fmt, pix_fmt=candidate)
+    raise ConfigError(
+        f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height}"
+    )
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+    log.warning(message)
+
+
+def _text_to_mov_text(payload: bytes, source_codec: str) -> bytes:
+    """SubRip / ASS event text as a tx3g sample (16-bit length + UTF-8), styles dropped."""
+    text = payload.decode("utf-8", "replace")
+    if source_codec == "ass":
+        text = text.split(",", 8)[-1].replace("\\N", "\n").replace("\\n", "\n")
+        while "{" in text and "}" in text.split("{", 1)[1]:
+            head, rest = text.split("{", 1)
+            text = head + rest.split("}", 1)[1]
+    data = text.encode("utf-8")
+    return len(data).to_bytes(2, "big") + data
+
+
+class _AudioTranscoder:
+    """Fallback for audio the output container cannot hold: decode, resample, re-encode."""
+
+    def __init__(self, out: av.container.OutputContainer, source: Any, codec: str) -> None:
+        src_cc = source.codec_context
+        rate = src_cc.sample_rate or 48000
+        if codec in ("libopus", "opus") and rate not in (8000, 12000, 16000, 24000, 48000):
+            rate = 48000
+        self.stream = out.add_stream(codec, rate=rate, layout=src_cc.layout.name)
+        cc = self.stream.codec_context
+        self.resampler = av.AudioResampler(
+            format=cc.format.name,
+            layout=cc.layout.name,
+            rate=rate,
+            frame_size=cc.frame_size or None,
+        )
+        self.out = out
+
+    def feed(self, packet: av.Packet | None) -> None:
+        frames = packet.decode() if packet is not None else [None]
+        for frame in frames:
+            for resampled in self.resampler.resample(frame):
+                self.out.mux(self.stream.encode(resampled))
+        if packet is None:
+            self.out.mux(self.stream.encode(None))
+
+
+class VideoWriter:
+    """Context manager that encodes ``Chunk``s to ``dst`` and carries the source's other
+    streams across. ``close()`` finishes and renames the file; ``abort()`` discards it."""
+
+    def __init__(
+        self,
+        dst: str | os.PathLike,
+        src: MediaInfo,
+        out_fmt: VideoFormat,
+        codec: str = "libx264",
+        options: dict[str, str] | None = None,
+        container_format: str | None = None,
+        copy_streams: bool = True,
+    ) -> None:
+        self.dst = os.fspath(dst)
+        self.src = src
+        self.frames_written = 0
+        self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
+        self.time_base = src.video.time_base
+        head, name = os.path.split(os.path.abspath(self.dst))
+        stem, ext = os.path.splitext(name)
+        self.tmp_path = os.path.join(head, f".{stem}.partial{ext}")
+        try:
+            self._out = av.open(self.tmp_path, "w", format=container_format)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.dst}: {exc}") from None
+        self._src: av.container.InputContainer | None = None
+        self._copies: dict[int, Any] = {}  # source stream index -> output stream / transcoder
+        self._pending: Iterator[av.Packet] | None = None
+        self._lookahead: av.Packet | None = None
+        self._closed = False
+        try:
+            self._stream = self._add_video(codec, options or {})
+            self._out.metadata.update(_fresh(src.metadata))
+            if src.chapters:
+                self._out.set_chapters(src.chapters)
+            if copy_streams and src.other_streams:
+                self._add_other_streams()
+        except Exception:
+            self.abort()
+            raise
+
+    # -- setup ------------------------------------------------------------------------
+    def _add_video(self, codec: str, options: dict[str, str]) -> Any:
+        rate = self.src.video.avg_rate or Fraction(25)
+        stream = self._out.add_stream(codec, rate=rate, options=dict(options))
+        stream.width, stream.height = self.fmt.width, self.fmt.height
+        stream.pix_fmt = self.fmt.pix_fmt
+        stream.time_base = self.time_base
+        cc = stream.codec_context
+        cc.time_base = self.time_base
+        for attr, value in self._color_tags().items():
+            setattr(cc, attr, value)
+        if self.src.video.rotation:
+            stream.set_display_rotation(self.src.video.rotation)
+        stream.metadata.update(_fresh(self.src.video.metadata))
+        return stream
+
+    def _color_tags(self) -> dict[str, int]:
+        color = self.fmt.color
+        return {
+            "colorspace": tag_value(MATRIX_NAMES, color.matrix),
+            "color_range": tag_value(RANGE_NAMES, color.range),
+            "color_primaries": tag_value(PRIMARIES_NAMES, color.primaries),
+            "color_trc": tag_value(TRANSFER_NAMES, color.transfer),
+        }
+
+    def _accepts(self, codec: str | None) -> bool:
+        if not codec:
+            return False
+        supported = self._out.supported_codecs
+        # Formats without a codec tag table (mpegts, nut) report nothing: let them try.
+        return not supported or codec in supported
+
+    def _add_other_streams(self) -> None:
+        try:
+            self._src = av.open(self.src.path, "r")
+        except (av.FFmpegError, OSError) as exc:
+            raise InputError(f"cannot reopen {self.src.path} to copy streams: {exc}") from None
+        fmt_name = self._out.format.name
+        for info in self.src.other_streams:
+            source = self._src.streams[info.index]
+            label = f"stream #{info.index} ({info.type} {info.codec})"
+            if info.type == "attachment":
+                if "matroska" in fmt_name:
+                    self._out.add_attachment(
+                        info.filename or f"attachment{info.index}",
+                        source.mimetype or "application/octet-stream",
+                        source.data,
+                    )
+                else:
+                    _warn(f"{label}: {fmt_name} cannot hold attachments; dropped")
+                continue
+            if self._accepts(info.codec):
+                out_stream = self._out.add_stream_from_template(source)
+                out_stream.metadata.update(_fresh(info.metadata))
+                with contextlib.suppress(AttributeError, ValueError):
+                    out_stream.disposition = source.disposition
+                self._copies[info.index] = out_stream
+            elif info.type == "audio":
+                codec = self._out.default_audio_codec
+                if codec in ("opus", "vorbis") and "lib" + codec in av.codecs_available:
+                    codec = "lib" + codec
+                if not codec or codec == "none":
+                    _warn(f"{label}: {fmt_name} holds no audio; dropped")
+                    continue
+                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; transcoding to {codec}")
+                self._copies[info.index] = _AudioTranscoder(self._out, source, codec)
+            elif (
+                info.type == "subtitle"
+                and info.codec in TEXT_SUBTITLES | {"ass"}
+                and self._accepts("mov_text")
+            ):
+                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; converting to mov_text")
+                out_stream = self._out.add_mux_stream("mov_text")
+                out_stream.time_base = source.time_base
+                out_stream.metadata.update(_fresh(info.metadata))
+                self._copies[info.index] = (out_stream, info.codec)
+            else:
+                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; dropped")
+        if self._copies:
+            self._pending = self._src.demux([self._src.streams[i] for i in self._copies])
+
+    # -- writing ----------------------------------------------------------------------
+    def write(self, chunk: Chunk) -> None:
+        """Encode the chunk's frames in the given order, each with its own pts."""
+        if self._closed:
+            raise OutputError("write() after close()")
+        fmt = chunk.fmt
+        if (fmt.width, fmt.height) != (self.fmt.width, self.fmt.height):
+            raise ValueError(
+                f"chunk is {fmt.width}x{fmt.height}, writer expects {self.fmt.width}x"
+                f"{self.fmt.height}"
+            )
+        tags = self._color_tags()
+        rescale = chunk.time_base != self.time_base
+        y, u, v = chunk.planes
+        try:
+            for i, pts in enumerate(chunk.pts):
+                frame = planes_to_frame((y[i], u[i], v[i]), fmt.pix_fmt)
+                if fmt.pix_fmt != self.fmt.pix_fmt:
+                    frame = convert_layout(frame, self.fmt.pix_fmt, self.fmt.color)
+                for attr, value in tags.items():
+                    setattr(frame, attr, value)
+                if rescale:
+                    pts = round(pts * chunk.time_base / self.time_base)
+                frame.pts = pts
+                frame.time_base = self.time_base
+                self._mux_video(self._stream.encode(frame))
+                self.frames_written += 1
+        except av.FFmpegError as exc:
+            raise OutputError(
+                f"encoding {self.dst} failed at frame {self.frames_written}: {exc}"
+            ) from None
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        for packet in packets:
+            self._out.mux(packet)
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if stamp is not None and packet.time_base is not None:
+                self._copy_until(float(stamp * packet.time_base))
+
+    def _copy_until(self, seconds: float) -> None:
+        """Mux the source's other packets up to ``seconds`` (all of them for ``inf``)."""
+        while self._pending is not None:
+            packet = self._lookahead
+            if packet is None:
+                try:
+                    packet = next(self._pending)
+                except StopIteration:
+                    self._pending = None
+                    break
+                except av.FFmpegError as exc:
+                    _warn(f"stopped copying other streams early (read error: {exc})")
+                    self._pending = None
+                    break
+            stamp = packet.dts if packet.dts is not None else packet.pts
+            if stamp is not None and float(stamp * packet.time_base) > seconds:
+                self._lookahead = packet
+                return
+            self._lookahead = None
+            self._copy_packet(packet)
+
+    def _copy_packet(self, packet: av.Packet) -> None:
+        target = self._copies[packet.stream.index]
+        if isinstance(target, _AudioTranscoder):
+            if packet.size:
+                target.feed(packet)
+            return
+        if not packet.size:
+            return
+        if isinstance(target, tuple):
+            out_stream, source_codec = target
+            converted = av.Packet(_text_to_mov_text(bytes(packet), source_codec))
+            converted.time_base = packet.time_base
+            converted.pts, converted.dts = packet.pts, packet.dts
+            converted.duration = packet.duration
+            packet, target = converted, out_stream
+        packet.stream = target
+        self._out.mux(packet)
+
+    # -- finishing --------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush the encoder, copy the rest of the other streams, and publish the file."""
+        if self._closed:
+            return
+        try:
+            self._mux_video(self._stream.encode(None))
+            self._copy_until(math.inf)
+            for target in self._copies.values():
+                if isinstance(target, _AudioTranscoder):
+                    target.feed(None)
+            self._out.close()
+        except av.FFmpegError as exc:
+            self.abort()
+            raise OutputError(f"finishing {self.dst} failed: {exc}") from None
+        self._closed = True
+        if self._src is not None:
+            self._src.close()
+        try:
+            os.replace(self.tmp_path, self.dst)
+        except OSError as exc:
+            raise OutputError(f"cannot move output into place at {self.dst}: {exc}") from None
+
+    def abort(self) -> None:
+        """Close without finishing and remove the partial file (errors are irrelevant now)."""
+        self._closed = True
+        for container in (getattr(self, "_out", None), self._src):
+            if container is not None:
+                with contextlib.suppress(Exception):
+                    container.close()
+        with contextlib.suppress(OSError):
+            os.remove(self.tmp_path)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

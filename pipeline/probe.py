@@ -1,0 +1,441 @@
+"""Probe a media file once, up front, so every later layer works from one description.
+
+``probe`` opens the file with PyAV, reads the container and stream headers, decodes the
+first video frame (colour tags and rotation live on frames as often as on headers) and
+peeks at the first packets to guess whether the stream is VFR. It decides the
+*transport* format frames travel in (``pipeline.frames.SUPPORTED_PIX_FMTS``) and the
+colour description, assuming BT.709 (HD) or BT.601 (SD) when the stream says nothing.
+Every failure becomes an ``InputError`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from pipeline.errors import InputError
+from pipeline.frames import ColorInfo, VideoFormat
+
+log = logging.getLogger(__name__)
+
+#: Frame sizes beyond this are treated as a damaged header rather than real footage.
+MAX_DIMENSION = 16384
+#: Packets inspected to decide whether timestamps are irregular (VFR).
+VFR_PROBE_PACKETS = 240
+
+# FFmpeg's enum values (AVColorSpace, AVColorRange, AVColorPrimaries,
+# AVColorTransferCharacteristic) <-> the names its CLI uses. Unspecified (2 / 0) is absent.
+MATRIX_NAMES = {
+    0: "gbr",
+    1: "bt709",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
+RANGE_NAMES = {1: "tv", 2: "pc"}
+PRIMARIES_NAMES = {
+    1: "bt709",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+TRANSFER_NAMES = {
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    9: "log100",
+    10: "log316",
+    11: "iec61966-2-4",
+    12: "bt1361e",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    17: "smpte428",
+    18: "arib-std-b67",
+}
+
+
+def tag_value(table: dict[int, str], name: str) -> int:
+    """FFmpeg enum value for a colour tag name (the inverse of the tables above)."""
+    for value, known in table.items():
+        if known == name:
+            return value
+    raise ValueError(f"unknown colour tag {name!r}; expected one of {sorted(table.values())}")
+
+
+@dataclass
+class StreamInfo:
+    """A non-video stream, described well enough to decide how to carry it to the output."""
+
+    index: int
+    type: str  # audio | subtitle | attachment | data
+    codec: str | None
+    language: str | None = None
+    time_base: Fraction | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    filename: str | None = None  # attachments
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class VideoStreamInfo:
+    """The video stream: what it is in the file and how its frames will travel (``fmt``)."""
+
+    index: int
+    codec: str
+    width: int
+    height: int
+    source_pix_fmt: str
+    fmt: VideoFormat
+    time_base: Fraction
+    avg_rate: Fraction | None
+    frame_count: int | None
+    rotation: int = 0
+    is_vfr: bool = False
+    start_pts: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MediaInfo:
+    """Everything the pipeline needs to know about an input before decoding it."""
+
+    path: str
+    container: str
+    duration: float | None
+    metadata: dict[str, str]
+    chapters: list[dict[str, Any]]
+    video: VideoStreamInfo
+    other_streams: list[StreamInfo]
+
+
+def transport_pix_fmt(source_pix_fmt: str) -> str:
+    """Planar YUV layout the frames of ``source_pix_fmt`` travel in.
+
+    8-bit sources keep 4:2:0 / 4:2:2 / 4:4:4 (``yuvj*`` and ``nv12`` included); deeper
+    sources become the 10-bit variant; RGB, grey, palette and exotic subsamplings become
+    4:4:4 so that no chroma detail is thrown away on the way in.
+    """
+    try:
+        desc = av.VideoFormat(source_pix_fmt)
+    except (ValueError, av.FFmpegError) as exc:
+        raise InputError(f"unknown pixel format {source_pix_fmt!r}") from exc
+    comps = desc.components
+    depth = max(c.bits for c in comps) if comps else 8
+    suffix = "10le" if depth > 8 else ""
+    if desc.is_rgb or desc.has_palette or len(comps) < 3:
+        return f"yuv444p{suffix}"
+    # Chroma shifts from the component sizes at a probe size divisible by 4.
+    probe_fmt = av.VideoFormat(source_pix_fmt, 64, 64)
+    cw, ch = probe_fmt.components[1].width, probe_fmt.components[1].height
+    layout = {(32, 32): "yuv420p", (32, 64): "yuv422p", (64, 64): "yuv444p"}.get(
+        (cw, ch), "yuv444p"
+    )
+    return layout + suffix
+
+
+def _assumed_color(height: int) -> tuple[str, str, str]:
+    """Matrix, primaries, transfer a player would assume for untagged video of this height."""
+    if height >= 720:
+        return "bt709", "bt709", "bt709"
+    return "smpte170m", "smpte170m", "smpte170m"
+
+
+def _color_info(
+    path: str, source_pix_fmt: str, height: int, tagged: dict[str, int], is_rgb: bool
+) -> ColorInfo:
+    """Colour description of the transport frames; defaults are chosen (and warned) per field."""
+    matrix, primaries, transfer = _assumed_color(height)
+    guessed: list[str] = []
+    got_matrix = MATRIX_NAMES.get(tagged["colorspace"])
+    got_range = RANGE_NAMES.get(tagged["color_range"])
+    if is_rgb:
+        # RGB sources are converted to YUV by us, full range, with the matrix we choose.
+        got_matrix, got_range = matrix, "pc"
+    elif got_matrix in (None, "gbr", "ycgco", "bt2020c"):
+        # Unset, or a matrix pipeline.colour does not implement: use the size default.
+        if got_matrix is not None:
+            log.warning("%s: matrix %s is not supported, using %s", path, got_matrix, matrix)
+        guessed.append("matrix")
+        got_matrix = matrix
+    if got_range is None:
+        if source_pix_fmt.startswith("yuvj"):
+            got_range = "pc"
+        else:
+            guessed.append("range")
+            got_range = "tv"
+    got_primaries = PRIMARIES_NAMES.get(tagged["color_primaries"])
+    if got_primaries is None:
+        guessed.append("primaries")
+        got_primaries = primaries
+    got_transfer = TRANSFER_NAMES.get(tagged["color_trc"])
+    if got_transfer is None:
+        guessed.append("transfer")
+        got_transfer = transfer
+    assumed = "matrix" in guessed
+    if assumed:
+        message = (
+            f"{os.path.basename(path)}: no colour matrix tag; assuming {got_matrix} "
+            f"({'HD' if height >= 720 else 'SD'}), range {got_range}"
+        )
+        warnings.warn(message, stacklevel=3)
+        log.warning(message)
+    return ColorInfo(
+        matrix=got_matrix,
+        range=got_range,
+        primaries=got_primaries,
+        transfer=got_transfer,
+        assumed=assumed,
+    )
+
+
+def _frame_tags(frame: av.VideoFrame | None, cc: Any) -> dict[str, int]:
+    """Colour tags from the first frame, falling back to the codec context per field."""
+    unspecified = {"colorspace": (2,), "color_range": (0,), "color_primaries": (0, 2)}
+    tags = {}
+    for name in ("colorspace", "color_range", "color_primaries", "color_trc"):
+        blank = unspecified.get(name, (0, 2))
+        value = int(getattr(frame, name)) if frame is not None else blank[0]
+        if value in blank:
+            value = int(getattr(cc, name))
+        tags[name] = value
+    return tags
+
+
+def _first_frame(container: av.container.InputContainer, stream: Any) -> av.VideoFrame | None:
+    """Decode the first decodable frame (for colour tags and rotation), or None if none is."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            if frames:
+                return frames[0]
+        for frame in stream.codec_context.decode(None):
+            return frame
+    except av.FFmpegError:
+        return None
+    return None
+
+
+def _packet_timing(container: av.container.InputContainer, stream: Any) -> tuple[list[int], int]:
+    """Sorted pts of the first packets and how many packets were seen (for VFR and counts)."""
+    pts: list[int] = []
+    seen = 0
+    with contextlib.suppress(av.FFmpegError):
+        container.seek(0, stream=stream)
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            seen += 1
+            if packet.pts is not None:
+                pts.append(packet.pts)
+            if seen >= VFR_PROBE_PACKETS:
+                break
+    except av.FFmpegError:
+        pass
+    return sorted(pts), seen
+
+
+def _is_vfr(sorted_pts: list[int]) -> bool:
+    """Irregular frame durations (beyond timestamp rounding) mean variable frame rate."""
+    deltas = [b - a for a, b in itertools.pairwise(sorted_pts) if b > a]
+    if len(deltas) < 2:
+        return False
+    lo, hi = min(deltas), max(deltas)
+    return hi - lo > max(1, 0.02 * lo)
+
+
+def _other_stream(stream: Any) -> StreamInfo | None:
+    kind = stream.type
+    if kind not in ("audio", "subtitle", "attachment", "data"):
+        return None
+    cc = getattr(stream, "codec_context", None)
+    codec = None
+    if cc is not None:
+        codec = cc.name
+    elif getattr(stream, "codec", None) is not None:
+        codec = stream.codec.name
+    info = StreamInfo(
+        index=stream.index,
+        type=kind,
+        codec=codec,
+        language=stream.language,
+        time_base=stream.time_base,
+        metadata=dict(stream.metadata),
+    )
+    if kind == "audio":
+        info.sample_rate = cc.sample_rate
+        info.channels = cc.channels
+    if kind == "attachment":
+        info.filename = stream.metadata.get("filename")
+    return info
+
+
+def probe(path: str | os.PathLike) -> MediaInfo:
+    """Describe ``path`` or raise ``InputError`` saying in one line why it cannot be used."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"input not found: {path}")
+    if os.path.isdir(path):
+        raise InputError(f"input is a directory, not a media file: {path}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input is not readable (permissions): {path}")
+    try:
+        container = av.open(path, "r")
+    except av.FFmpegError as exc:
+        raise InputError(f"not a readable media file: {path} ({_reason(exc)})") from None
+    except OSError as exc:
+        raise InputError(f"cannot open input: {path} ({exc.strerror or exc})") from None
+    try:
+        return _probe_open(path, container)
+    except av.FFmpegError as exc:
+        raise InputError(f"damaged media file: {path} ({_reason(exc)})") from None
+    finally:
+        container.close()
+
+
+def _reason(exc: av.FFmpegError) -> str:
+    return (getattr(exc, "strerror", None) or str(exc)).splitlines()[0]
+
+
+def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
+    if not container.streams.video:
+        raise InputError(f"no video stream in {path}")
+    stream = container.streams.video[0]
+    cc = stream.codec_context
+    width, height = int(cc.width or 0), int(cc.height or 0)
+    if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
+        raise InputError(f"implausible frame size {width}x{height} in {path}")
+    source_pix_fmt = cc.pix_fmt
+    if source_pix_fmt is None:
+        raise InputError(f"video stream of {path} has no pixel format (undecodable codec?)")
+
+    sorted_pts, packets_seen = _packet_timing(container, stream)
+    with contextlib.suppress(av.FFmpegError):
+        container.seek(0, stream=stream)
+    first = _first_frame(container, stream)
+    if first is None:
+        raise InputError(f"no decodable video frames in {path}")
+    # The first frame is the authority when it differs from the header (e.g. mid-stream SPS).
+    source_pix_fmt = first.format.name
+    if (first.width, first.height) != (width, height):
+        width, height = first.width, first.height
+
+    pix_fmt = transport_pix_fmt(source_pix_fmt)
+    is_rgb = bool(av.VideoFormat(source_pix_fmt).is_rgb)
+    color = _color_info(path, source_pix_fmt, height, _frame_tags(first, cc), is_rgb)
+
+    avg_rate = stream.average_rate or stream.guessed_rate or None
+    time_base = stream.time_base or Fraction(1, 90000)
+    duration = _duration_seconds(container, stream)
+    frame_count = stream.frames or None
+    if frame_count is None and packets_seen < VFR_PROBE_PACKETS:
+        frame_count = packets_seen or None
+    if frame_count is None and duration and avg_rate:
+        frame_count = max(1, round(duration * float(avg_rate)))
+    if packets_seen == 0 and not frame_count:
+        raise InputError(f"video stream of {path} has no frames")
+
+    video = VideoStreamInfo(
+        index=stream.index,
+        codec=cc.name,
+        width=width,
+        height=height,
+        source_pix_fmt=source_pix_fmt,
+        fmt=VideoFormat(width=width, height=height, pix_fmt=pix_fmt, color=color),
+        time_base=time_base,
+        avg_rate=Fraction(avg_rate) if avg_rate else None,
+        frame_count=frame_count,
+        rotation=_rotation(first, stream),
+        is_vfr=_is_vfr(sorted_pts),
+        start_pts=stream.start_time,
+        metadata=dict(stream.metadata),
+    )
+    others = [s for s in map(_other_stream, container.streams) if s is not None]
+    try:
+        chapters = [dict(ch) for ch in container.chapters()]
+    except av.FFmpegError:
+        chapters = []
+    return MediaInfo(
+        path=path,
+        container=container.format.name,
+        duration=duration,
+        metadata=dict(container.metadata),
+        chapters=chapters,
+        video=video,
+        other_streams=others,
+    )
+
+
+def _duration_seconds(container: av.container.InputContainer, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    return None
+
+
+def _rotation(frame: av.VideoFrame, stream: Any) -> int:
+    """Display rotation in degrees, counter-clockwise as FFmpeg's display matrix, in (-180, 180]."""
+    value: float = 0
+    try:
+        value = frame.rotation or 0
+    except (AttributeError, av.FFmpegError):
+        value = 0
+    if not value:
+        tag = stream.metadata.get("rotate")
+        if tag is not None:
+            try:
+                value = -float(tag)
+            except ValueError:
+                value = 0
+    rotation = round(value) % 360
+    return rotation - 360 if rotation > 180 else rotation
+
+
+def describe(info: MediaInfo) -> dict[str, Any]:
+    """JSON-friendly summary (``run_pipeline.py probe``): fractions become strings."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Fraction):
+            return f"{value.numerator}/{value.denominator}"
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    summary = asdict(info)
+    summary["video"]["fmt"]["bit_depth"] = info.video.fmt.bit_depth
+    summary["video"]["fps"] = float(info.video.avg_rate) if info.video.avg_rate else None
+    return plain(summary)
