@@ -16,15 +16,23 @@ from torch import nn
 from models.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from models.lcdnet import PRESETS as LCDNET_PRESETS
 from models.lcdnet import LCDNet
+from models.mirnet_v1 import MIRNetV1
+from models.mirnet_v2 import MIRNetV2
 from models.registry import WEIGHTS_DIR, ModelCard, get_card, list_models, register_model
 
 PROFILE_PATH = WEIGHTS_DIR / "profile.json"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"lcdnet": LCDNet}
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "lcdnet": LCDNet,
+    "mirnet_v1": MIRNetV1,
+    "mirnet_v2": MIRNetV2,
+}
 #: preset name -> (architecture, constructor kwargs)
 PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: ("lcdnet", kw) for name, kw in LCDNET_PRESETS.items()},
+    "mirnet_v1": ("mirnet_v1", {}),
+    "mirnet_v2": ("mirnet_v2", {}),
 }
 
 LCDNET_NOTE = (
@@ -32,6 +40,23 @@ LCDNET_NOTE = (
     "and weights are not public, so blocks the paper leaves open follow shared/LCDNET.md. "
     "Global pooling makes tiles context-dependent: keep the tile overlap generous."
 )
+
+MIRNET_LICENCE = (
+    "weights: the MIRNet authors' non-commercial academic licence (research use only); code: MIT"
+)
+MIRNET_TASKS = {
+    "denoise": "real-noise denoising (SIDD)",
+    "enhance": "low-light enhancement (LOL / MIT-Adobe FiveK)",
+}
+
+
+def _mirnet_note(arch: str, task: str, name: str) -> str:
+    return (
+        f"The authors' published {MIRNET_TASKS[task]} checkpoint, loaded unchanged. Convert it "
+        f"with: python -m models.checkpoint <checkpoint.pth> --arch {arch} "
+        f"--out models/weights/{name}.safetensors. Global pooling and attention make tiles "
+        "context-dependent: keep the tile overlap generous."
+    )
 
 
 class WeightsNotShippedError(FileNotFoundError):
@@ -102,6 +127,19 @@ def register_zoo() -> None:
                 tile_overlap=64,
                 licence="MIT",
                 notes=LCDNET_NOTE,
+                profile=profile,
+            )
+    for arch in ("mirnet_v1", "mirnet_v2"):
+        for task in MIRNET_TASKS:
+            name = f"{arch.replace('_', '-')}-{task}"
+            _register(
+                name,
+                arch,
+                task,
+                size_multiple=4,
+                tile_overlap=64,
+                licence=MIRNET_LICENCE,
+                notes=_mirnet_note(arch, task, name),
                 profile=profile,
             )
 
