@@ -7,7 +7,7 @@ state (networks) is built once per worker in ``setup``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -36,5 +36,18 @@ class Stage:
         """Frame size this stage produces for an input of (height, width)."""
         return height, width
 
+    def describe(self, height: int, width: int) -> dict[str, Any]:
+        """Extra facts for ``run_pipeline.py plan`` (tile grid, memory); default none."""
+        return {}
+
     def process(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+class ParamError(ValueError):
+    """A parameter problem at ``path`` below the stage (e.g. ``("tile", "overlap")``),
+    so the config error can name the exact key and YAML line."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path

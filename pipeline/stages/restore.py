@@ -1,0 +1,135 @@
+"""The ``restore`` stage: a registered (or checkpoint-file) network run through the tiler."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator, model_validator
+
+import models
+from pipeline.stages import register_stage
+from pipeline.stages.base import ParamError, Stage, StageParams
+from pipeline.tiling import TileGrid, estimate_tile_memory, plan_tiles, run_tiled
+
+_CARD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(models.ModelCard)}
+
+
+class TileParams(StageParams):
+    """How frames are cut for the network: ``size: 0`` runs whole frames."""
+
+    size: int = Field(512, ge=0)
+    overlap: int | None = Field(None, ge=0)  # None: the model card's tile_overlap
+    batch: int = Field(4, ge=1)  # tiles per forward call
+
+
+def _geometry(model: str) -> tuple[int, int, int]:
+    """(scale, size multiple, tile overlap) from the card; checkpoint files get the defaults."""
+    if model in {c.name for c in models.list_models()}:
+        card = models.get_card(model)
+        return card.scale, card.size_multiple, card.tile_overlap
+    return _CARD_DEFAULTS["scale"], _CARD_DEFAULTS["size_multiple"], _CARD_DEFAULTS["tile_overlap"]
+
+
+class RestoreParams(StageParams):
+    model: str  # registry name or checkpoint file path
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    tile: TileParams = Field(default_factory=TileParams)
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        names = [c.name for c in models.list_models()]
+        if value in names or Path(value).expanduser().is_file():
+            return value
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
+        raise ValueError(f"unknown model {value!r}: not registered, not a file ({hint})")
+
+    @model_validator(mode="after")
+    def _card_defaults(self) -> RestoreParams:
+        """Model card < YAML: an unset overlap takes the card's; then check it fits."""
+        _, multiple, card_overlap = _geometry(self.model)
+        if self.tile.overlap is None:
+            self.tile = self.tile.model_copy(update={"overlap": card_overlap})
+        size = -(-self.tile.size // multiple) * multiple
+        if size and 2 * self.tile.overlap > size:
+            raise ParamError(
+                ("tile", "overlap"),
+                f"overlap {self.tile.overlap} is more than half the tile size {size}",
+            )
+        return self
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None means plain fp32; ``auto`` takes bf16 only on CUDA GPUs that have it."""
+    if precision == "auto":
+        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if use_bf16 else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@register_stage("restore")
+class RestoreStage(Stage):
+    """Runs one restoration network; built in ``setup`` so the stage pickles light."""
+
+    params_model = RestoreParams
+    params: RestoreParams
+
+    def __init__(self, params: RestoreParams) -> None:
+        super().__init__(params)
+        self.scale, self.multiple, _ = _geometry(params.model)
+        self._grids: dict[tuple[int, int], TileGrid] = {}
+        self._net: torch.nn.Module | None = None
+        self._device = torch.device("cpu")
+        self._dtype: torch.dtype | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_net": None}  # ship the recipe, never the weights
+
+    def setup(self, device: torch.device) -> None:
+        device = torch.device(device)
+        net = models.create_model(self.params.model, pretrained=True).eval().to(device)
+        if device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+        self._net, self._device = net, device
+        self._dtype = _autocast_dtype(self.params.precision, device)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        return height * self.scale, width * self.scale
+
+    def tile_grid(self, height: int, width: int) -> TileGrid:
+        """The job's fixed grid for this frame size (planned once, then reused)."""
+        key = (height, width)
+        if key not in self._grids:
+            t = self.params.tile
+            self._grids[key] = plan_tiles(
+                height, width, t.size, t.overlap or 0, self.multiple, self.scale
+            )
+        return self._grids[key]
+
+    def describe(self, height: int, width: int) -> dict[str, Any]:
+        grid = self.tile_grid(height, width)
+        return {
+            "model": self.params.model,
+            "precision": self.params.precision,
+            "tiles": grid.summary(),
+            "tile_memory_bytes": estimate_tile_memory(grid, self.params.tile.batch),
+        }
+
+    def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        assert self._net is not None
+        if self._device.type == "cuda":
+            tiles = tiles.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self._device.type, dtype=self._dtype, enabled=self._dtype is not None):
+            return self._net(tiles)
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        if self._net is None:
+            raise RuntimeError("restore stage used before setup(device)")
+        grid = self.tile_grid(*frames.shape[-2:])
+        with torch.inference_mode():
+            return run_tiled(self._forward, frames, grid, self.params.tile.batch)
