@@ -1,0 +1,220 @@
+"""YAML graph validation: one clear line per mistake, overrides, precedence, hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from torch import nn
+
+import models
+from models import ModelCard
+from pipeline.config import config_hash, dump_resolved, load_config, parse_config
+from pipeline.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+TEST_MODEL = "test-config-identity"
+
+
+def _identity() -> nn.Module:
+    return nn.Identity()
+
+
+models.register_model(
+    ModelCard(
+        name=TEST_MODEL,
+        arch="test",
+        task="identity",
+        builder=_identity,
+        weights=None,
+        size_multiple=4,
+        tile_overlap=12,
+    ),
+    overwrite=True,
+)
+
+BASE = f"""\
+version: 1
+stages:
+  - id: derain
+    type: restore
+    model: {TEST_MODEL}
+    tile: {{size: 64}}
+  - id: sharpen
+    type: unsharp
+    amount: 0.3
+output: {{crf: 18}}
+execution: {{executor: inline}}
+"""
+
+
+def _error(text: str, overrides: tuple[str, ...] = ()) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "x.yaml", overrides)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_valid_config_resolves_defaults_and_inputs():
+    cfg = parse_config(BASE, "x.yaml")
+    assert [s.id for s in cfg.stages] == ["derain", "sharpen"]
+    assert cfg.stages[0].inputs == ["source"] and cfg.stages[1].inputs == ["derain"]
+    assert cfg.stages[0].params.tile.overlap == 12  # from the model card
+    assert cfg.stages[0].params.precision == "auto"
+    assert cfg.output.crf == 18 and cfg.output.codec == "libx264" and cfg.output.audio == "copy"
+    assert cfg.execution.executor == "inline" and cfg.execution.chunk_frames == 32
+
+
+def test_empty_stage_list_is_a_pass_through():
+    cfg = parse_config("version: 1\nstages: []\n", "p.yaml")
+    assert cfg.stages == [] and cfg.execution.executor == "ray"
+
+
+def test_unknown_key_names_file_line_path_and_suggestion():
+    text = BASE.replace("tile: {size: 64}", "tile:\n      size: 64\n      sise: 3")
+    assert _error(text) == "x.yaml:8: stages[0].tile.sise: unknown key (did you mean 'size'?)"
+    assert _error(BASE + "exection: {}\n") == (
+        "x.yaml:12: exection: unknown key (did you mean 'execution'?)"
+    )
+    assert _error(BASE.replace("amount:", "amout:")).startswith(
+        "x.yaml:9: stages[1].amout: unknown key (did you mean 'amount'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("type: unsharp", "type: unsharpen", "x.yaml:8: stages[1].type: unknown stage type"),
+        (TEST_MODEL, "no-such-model", "x.yaml:5: stages[0].model: unknown model 'no-such-model'"),
+        ("amount: 0.3", "amount: -1", "x.yaml:9: stages[1].amount: Input should be greater"),
+        ("crf: 18", "crf: high", "x.yaml:10: output.crf: Input should be a valid integer"),
+        ("executor: inline", "executor: dask", "x.yaml:11: execution.executor: Input should be"),
+        ("id: sharpen", "id: derain", "x.yaml:7: stages[1].id: duplicate id 'derain'"),
+        ("id: sharpen", "id: source", "x.yaml:7: stages[1].id: 'source' names the input"),
+        ("id: sharpen", "id: 'a.b'", "x.yaml:7: stages[1].id: String should match pattern"),
+        ("version: 1", "version: 2", "x.yaml:1: version: Input should be 1"),
+        ("{size: 64}", "{size: 16}", "x.yaml:6: stages[0].tile.overlap: overlap 12 is more than"),
+    ],
+)
+def test_mistakes_are_one_line_naming_the_key(old, new, expected):
+    assert _error(BASE.replace(old, new)).startswith(expected)
+
+
+def test_graph_mistakes():
+    cycle = BASE.replace("amount: 0.3", "amount: 0.3\n    inputs: [sharpen]")
+    assert _error(cycle) == "x.yaml:10: stages[1].inputs: cycle: sharpen -> sharpen"
+    loop = BASE.replace("tile: {size: 64}", "tile: {size: 64}\n    inputs: [sharpen]")
+    assert "cycle: derain -> sharpen -> derain" in _error(loop)
+    unknown = BASE.replace("amount: 0.3", "amount: 0.3\n    inputs: [deran]")
+    assert _error(unknown) == (
+        "x.yaml:10: stages[1].inputs: unknown input 'deran' (did you mean 'derain'?)"
+    )
+    two_sinks = BASE.replace("amount: 0.3", "amount: 0.3\n    inputs: [source]")
+    assert "exactly one output stage, found 2: derain, sharpen" in _error(two_sinks)
+
+
+def test_merging_stages_need_inputs_of_one_size():
+    merge = BASE.replace(
+        "output:",
+        "  - {id: half, type: resize, scale: 0.5, inputs: [source]}\n"
+        "  - {id: mix, type: median, inputs: [sharpen, half]}\noutput:",
+    )
+    assert _error(merge).startswith("x.yaml:11: stages[3].inputs: merged inputs differ in size")
+    same = merge.replace("type: resize, scale: 0.5", "type: median")
+    assert parse_config(same, "x.yaml").stages[3].inputs == ["sharpen", "half"]
+
+
+def test_yaml_problems_name_the_line():
+    assert _error("version: 1\nstages: [\n").startswith("x.yaml:3: not valid YAML")
+    assert _error("version: 1\nversion: 1\n") == "x.yaml:2: version: duplicate key"
+    assert _error("- 1\n- 2\n").startswith("x.yaml:1: the top level must be a mapping")
+    assert _error("stages: []\n") == "x.yaml:1: version: required key missing"
+
+
+def test_overrides_address_stages_by_id_and_win_over_yaml_and_card():
+    cfg = parse_config(
+        BASE,
+        "x.yaml",
+        [
+            "stages.derain.tile.size=256",
+            "stages.derain.tile.overlap=40",
+            "stages.sharpen.amount=0.7",
+            "output.crf=20",
+            "output.options.x264-params=aq-mode=3",
+            "execution.num_workers=3",
+        ],
+    )
+    tile = cfg.stages[0].params.tile
+    assert (tile.size, tile.overlap) == (256, 40)
+    assert cfg.stages[1].params.amount == 0.7
+    assert cfg.output.crf == 20 and cfg.output.options == {"x264-params": "aq-mode=3"}
+    assert cfg.execution.num_workers == 3
+
+
+def test_override_mistakes():
+    assert "no stage with id 'deran' (did you mean 'derain'?)" in _error(
+        BASE, ("stages.deran.tile.size=256",)
+    )
+    assert _error(BASE, ("output.crf",)) == "--set output.crf: expected key.path=value"
+    assert _error(BASE, ("stages.derain.tile.size=big",)) == (
+        "x.yaml (--set stages.derain.tile.size=big): stages[0].tile.size: "
+        "Input should be a valid integer, unable to parse string as an integer, got 'big'"
+    )
+    assert "not a mapping" in _error(BASE, ("output.crf.x=1",))
+
+
+def test_model_may_be_a_checkpoint_path(tmp_path):
+    ckpt = tmp_path / "mine.safetensors"
+    ckpt.write_bytes(b"")
+    cfg = parse_config(BASE.replace(TEST_MODEL, str(ckpt)), "x.yaml")
+    assert cfg.stages[0].params.model == str(ckpt)
+
+
+def test_execution_and_output_fields():
+    for share in ("0.5", "1", "2"):
+        parse_config(BASE, "x.yaml", [f"execution.gpus_per_worker={share}"])
+    for share in ("0", "1.5", "-1"):
+        assert "gpus_per_worker" in _error(BASE, (f"execution.gpus_per_worker={share}",))
+    assert "chunk_frames" in _error(BASE, ("execution.chunk_frames=0",))
+    cfg = parse_config(BASE, "x.yaml", ["output.options={g: 48, tune: film, bf: true}"])
+    assert cfg.output.options == {"g": "48", "tune": "film", "bf": "1"}
+
+
+def test_load_config_reads_files_and_reports_missing_ones(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(BASE)
+    assert load_config(path, ["stages.sharpen.sigma=2"]).stages[1].params.sigma == 2
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_hash_is_stable_and_ignores_placement_only_fields():
+    cfg = parse_config(BASE, "x.yaml")
+    reformatted = parse_config(yaml.safe_dump(yaml.safe_load(BASE), sort_keys=True), "y.yaml")
+    assert config_hash(cfg) == config_hash(reformatted)
+    moved = parse_config(BASE, "x.yaml", ["execution.executor=ray", "execution.num_workers=8"])
+    assert config_hash(moved) == config_hash(cfg)
+    for change in ("output.crf=17", "stages.derain.tile.overlap=8", "execution.chunk_frames=8"):
+        assert config_hash(parse_config(BASE, "x.yaml", [change])) != config_hash(cfg)
+
+
+def test_dump_resolved_round_trips():
+    cfg = parse_config(BASE, "x.yaml")
+    data = dump_resolved(cfg)
+    assert data["stages"][0]["tile"] == {"size": 64, "overlap": 12, "batch": 4}
+    assert data["stages"][1]["inputs"] == ["derain"]
+    again = parse_config(yaml.safe_dump(data), "dump.yaml")
+    assert again == cfg and config_hash(again) == config_hash(cfg)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    names = {c.name for c in models.list_models()}
+    if not names & {"lcdnet-derain", "mirnet-v2-denoise"}:
+        pytest.skip("the models package has not registered its networks yet")
+    cfg = load_config(path)
+    for stage in cfg.stages:
+        if stage.type == "restore":
+            assert stage.params.model in names
