@@ -109,7 +109,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     print(
         f"wrote {summary.output}: {summary.frames_out} frames in {summary.wall_s:.1f} s "
-        f"({summary.fps:.1f} fps; {summary.frames_concealed} concealed; "
+        f"({summary.fps:.1f} fps; {summary.frames_corrupt} corrupt, "
+        f"{summary.packets_dropped} packets dropped; "
         f"{summary.workers} worker(s); {summary.retries} retries)"
         + (f"; per stage: {stages}" if stages else ""),
         file=sys.stderr,

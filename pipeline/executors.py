@@ -57,6 +57,9 @@ class _RestoreActor:
     def __init__(self, graph: StageGraph, out_fmt: VideoFormat, device: str) -> None:
         self.restorer = ChunkRestorer(graph, out_fmt, device)
 
+    def ready(self) -> bool:
+        return True
+
     def restore(self, chunk: Chunk) -> Chunk:
         return self.restorer.restore(chunk)
 
@@ -73,6 +76,12 @@ class _Attempt:
     actor: Any = None
     started: float = 0.0
     tries: int = 0
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The last line of a (possibly remote, multi-line) error: what a user needs to read."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _ray():
@@ -108,8 +117,8 @@ class RayExecutor:
                 ray.init(
                     address=address,
                     include_dashboard=False,
-                    log_to_driver=True,
-                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
                     configure_logging=True,
                 )
             except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -134,6 +143,16 @@ class RayExecutor:
         self.max_retries = max_retries
         self.stats = ExecutorStats(workers=num_workers or default_workers)
         self._actors = [self._new_actor() for _ in range(self.stats.workers)]
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Fail fast, in one line, when a worker cannot even build its graph."""
+        ray = _ray()
+        try:
+            ray.get([a.ready.remote() for a in self._actors])
+        except ray.exceptions.RayError as exc:
+            self.close()
+            raise PipelineError(f"worker setup failed: {_root_cause(exc)}") from None
 
     def _new_actor(self):
         return self._actor_cls.remote(*self._args)
@@ -174,7 +193,9 @@ class RayExecutor:
                 except ray.exceptions.RayActorError as exc:
                     self._retry(attempt, exc, submit)
                 except ray.exceptions.RayTaskError as exc:
-                    raise PipelineError(f"chunk {attempt.index} failed: {exc.cause!r}") from exc
+                    raise PipelineError(
+                        f"chunk {attempt.index} failed: {_root_cause(exc)}"
+                    ) from None
             if self.chunk_timeout_s is not None:
                 now = time.monotonic()
                 for ref, attempt in list(pending.items()):
@@ -188,9 +209,12 @@ class RayExecutor:
         """Replace the lost actor (once, however many chunks it held) and resubmit."""
         if attempt.tries >= self.max_retries:
             raise PipelineError(
-                f"chunk {attempt.index} failed after {attempt.tries + 1} attempts: {exc}"
-            ) from exc
-        log.warning("chunk %d: worker lost (%s); retrying on a fresh actor", attempt.index, exc)
+                f"chunk {attempt.index} failed after {attempt.tries + 1} attempts: "
+                f"{_root_cause(exc)}"
+            ) from None
+        log.warning(
+            "chunk %d: worker lost (%s); retrying on a fresh actor", attempt.index, _root_cause(exc)
+        )
         self.stats.retries += 1
         for i, actor in enumerate(self._actors):
             if actor is attempt.actor:

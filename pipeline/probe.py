@@ -204,7 +204,6 @@ def _color_info(
             f"({'HD' if height >= 720 else 'SD'}), range {got_range}"
         )
         warnings.warn(message, stacklevel=3)
-        log.warning(message)
     return ColorInfo(
         matrix=got_matrix,
         range=got_range,
@@ -227,41 +226,30 @@ def _frame_tags(frame: av.VideoFrame | None, cc: Any) -> dict[str, int]:
     return tags
 
 
-def _first_frame(container: av.container.InputContainer, stream: Any) -> av.VideoFrame | None:
-    """Decode the first decodable frame (for colour tags and rotation), or None if none is."""
-    try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError:
-                continue
-            if frames:
-                return frames[0]
-        for frame in stream.codec_context.decode(None):
-            return frame
-    except av.FFmpegError:
-        return None
-    return None
-
-
-def _packet_timing(container: av.container.InputContainer, stream: Any) -> tuple[list[int], int]:
-    """Sorted pts of the first packets and how many packets were seen (for VFR and counts)."""
+def _scan(
+    container: av.container.InputContainer, stream: Any
+) -> tuple[av.VideoFrame | None, list[int], int]:
+    """One pass over the first packets: the first decodable frame (colour tags, rotation),
+    the sorted pts of up to ``VFR_PROBE_PACKETS`` packets, and how many packets were seen.
+    A single pass because raw streams (.h264) cannot seek back."""
+    first: av.VideoFrame | None = None
     pts: list[int] = []
     seen = 0
-    with contextlib.suppress(av.FFmpegError):
-        container.seek(0, stream=stream)
     try:
         for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            seen += 1
-            if packet.pts is not None:
-                pts.append(packet.pts)
-            if seen >= VFR_PROBE_PACKETS:
+            if packet.size:
+                seen += 1
+                if packet.pts is not None:
+                    pts.append(packet.pts)
+            if first is None:
+                # The demuxer's final empty packet flushes the decoder's delayed frames.
+                with contextlib.suppress(av.FFmpegError):
+                    first = next(iter(packet.decode()), None)
+            if seen >= VFR_PROBE_PACKETS and first is not None:
                 break
     except av.FFmpegError:
-        pass
-    return sorted(pts), seen
+        pass  # damaged or truncated: judge by what was read
+    return first, sorted(pts), seen
 
 
 def _is_vfr(sorted_pts: list[int]) -> bool:
@@ -278,11 +266,8 @@ def _other_stream(stream: Any) -> StreamInfo | None:
     if kind not in ("audio", "subtitle", "attachment", "data"):
         return None
     cc = getattr(stream, "codec_context", None)
-    codec = None
-    if cc is not None:
-        codec = cc.name
-    elif getattr(stream, "codec", None) is not None:
-        codec = stream.codec.name
+    # The codec's canonical name ("subrip"), not the decoder's ("srt").
+    codec = cc.codec.canonical_name if cc is not None else None
     info = StreamInfo(
         index=stream.index,
         type=kind,
@@ -338,10 +323,7 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
     if source_pix_fmt is None:
         raise InputError(f"video stream of {path} has no pixel format (undecodable codec?)")
 
-    sorted_pts, packets_seen = _packet_timing(container, stream)
-    with contextlib.suppress(av.FFmpegError):
-        container.seek(0, stream=stream)
-    first = _first_frame(container, stream)
+    first, sorted_pts, packets_seen = _scan(container, stream)
     if first is None:
         raise InputError(f"no decodable video frames in {path}")
     # The first frame is the authority when it differs from the header (e.g. mid-stream SPS).
@@ -366,7 +348,7 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
 
     video = VideoStreamInfo(
         index=stream.index,
-        codec=cc.name,
+        codec=cc.codec.canonical_name,
         width=width,
         height=height,
         source_pix_fmt=source_pix_fmt,

@@ -6,7 +6,6 @@ a thin shell around it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -35,7 +34,8 @@ class RunSummary:
     output: str
     frames_in: int
     frames_out: int
-    frames_concealed: int
+    frames_corrupt: int  # decoded with concealed errors, kept
+    packets_dropped: int  # rejected by the decoder, skipped
     wall_s: float
     fps: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -44,11 +44,6 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def temp_output_path(dst: Path) -> Path:
-    """Same folder (so the final rename is atomic), same extension (so the muxer is right)."""
-    return dst.with_name(f".{dst.stem}.partial{dst.suffix}")
 
 
 class Pipeline:
@@ -117,44 +112,41 @@ class Pipeline:
         info = probe(src)
         graph = StageGraph.from_config(self.config)
         out_fmt = self.output_format(info, graph)
-        tmp = temp_output_path(dst)
         chunks = iter_chunks(info, self.config.execution.chunk_frames)
         tracker = ProgressTracker(info.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0
-        executor = None
+        executor = self._executor(graph, out_fmt)
         try:
-            executor = self._executor(graph, out_fmt)
-            with VideoWriter(
-                str(tmp),
-                info,
-                out_fmt,
-                codec=self.config.output.codec,
-                options=self.encoder_options(),
-                container_format=self.config.output.format,
-                copy_streams=self.config.output.audio == "copy",
-            ) as writer:
+            # The writer encodes under a temporary name and renames only on a clean exit.
+            with (
+                chunks,
+                VideoWriter(
+                    dst,
+                    info,
+                    out_fmt,
+                    codec=self.config.output.codec,
+                    options=self.encoder_options(),
+                    container_format=self.config.output.format,
+                    copy_streams=self.config.output.audio == "copy",
+                ) as writer,
+            ):
                 for chunk in _in_order(executor.map(chunks)):
                     writer.write(chunk)
                     frames_out += len(chunk)
                     tracker.advance(len(chunk))
-            frames_in = chunks.stats.frames_decoded
-            if frames_out != frames_in:
-                raise PipelineError(f"frame count mismatch: {frames_in} in, {frames_out} out")
-            os.replace(tmp, dst)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+                frames_in = chunks.stats.frames_decoded
+                if frames_out != frames_in:
+                    raise PipelineError(f"frame count mismatch: {frames_in} in, {frames_out} out")
         finally:
-            if executor is not None:
-                executor.close()
+            executor.close()
         wall = time.monotonic() - t0
         return RunSummary(
             output=str(dst),
             frames_in=frames_in,
             frames_out=frames_out,
-            frames_concealed=chunks.stats.frames_concealed,
+            frames_corrupt=chunks.stats.frames_corrupt,
+            packets_dropped=chunks.stats.packets_dropped,
             wall_s=wall,
             fps=frames_out / wall if wall > 0 else 0.0,
             stage_seconds=executor.stats.stage_seconds,

@@ -43,7 +43,15 @@ class RestoreParams(StageParams):
     @classmethod
     def _model_exists(cls, value: str) -> str:
         names = [c.name for c in models.list_models()]
-        if value in names or Path(value).expanduser().is_file():
+        if value in names:
+            card = models.get_card(value)
+            if card.weights and not card.weights_available:
+                raise ValueError(
+                    f"model {value!r} has no shipped weights yet ({card.weights_path.name} "
+                    "is missing); pick another model or give a checkpoint file path"
+                )
+            return value
+        if Path(value).expanduser().is_file():
             return value
         close = difflib.get_close_matches(value, names, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
@@ -82,6 +90,10 @@ class RestoreStage(Stage):
     def __init__(self, params: RestoreParams) -> None:
         super().__init__(params)
         self.scale, self.multiple, _ = _geometry(params.model)
+        # The card travels with the stage, so a model registered only in the driver
+        # (a plugin or a test network) still resolves inside a remote worker.
+        registered = {c.name for c in models.list_models()}
+        self._card = models.get_card(params.model) if params.model in registered else None
         self._grids: dict[tuple[int, int], TileGrid] = {}
         self._net: torch.nn.Module | None = None
         self._device = torch.device("cpu")
@@ -92,6 +104,8 @@ class RestoreStage(Stage):
 
     def setup(self, device: torch.device) -> None:
         device = torch.device(device)
+        if self._card is not None and self._card.name not in {c.name for c in models.list_models()}:
+            models.register_model(self._card)
         net = models.create_model(self.params.model, pretrained=True).eval().to(device)
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)

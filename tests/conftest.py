@@ -1,0 +1,42 @@
+"""Shared fixtures: small generated clips and a Ray instance that lives for the session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import nets  # noqa: F401  (registers the test network and stages)
+from tests.media_factory import make_clip
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def vfr_audio_clip(clip_dir: Path) -> str:
+    """VFR H.264 with AAC audio and BT.709 tags: the everyday hard case."""
+    return make_clip(
+        clip_dir / "vfr_audio.mp4",
+        width=96,
+        height=64,
+        frames=20,
+        vfr=True,
+        audio=True,
+        matrix="bt709",
+        range="tv",
+        primaries="bt709",
+        transfer="bt709",
+    )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance for every Ray test (starting one costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()

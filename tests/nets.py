@@ -1,0 +1,93 @@
+"""Tiny networks and stages for plumbing tests: deterministic, small receptive field.
+
+Registered by name so YAML graphs can use them exactly like shipped models; Ray workers
+import this module by path (the driver's working directory is on their sys.path).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from pydantic import Field
+from torch import nn
+
+import models
+from pipeline.stages import available_stages, register_stage
+from pipeline.stages.base import Stage, StageParams
+
+
+class TinyNet(nn.Module):
+    """A fixed 3x3 smoothing residual: changes pixels, yet tiles exactly (no pooling)."""
+
+    def __init__(self, strength: float = 0.5) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False)
+        with torch.no_grad():
+            kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]) / 16
+            self.conv.weight.copy_(kernel.expand(3, 1, 3, 3))
+        self.strength = strength
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.strength * (self.conv(x) - x)
+
+
+TINY = models.ModelCard(
+    name="test-tiny",
+    arch="test",
+    task="identity",
+    builder=TinyNet,
+    weights=None,
+    size_multiple=4,
+    tile_overlap=8,
+    licence="test only",
+)
+
+
+class ExplodeParams(StageParams):
+    after_frames: int = Field(0, ge=0)
+
+
+class ExplodeStage(Stage):
+    """Raises once it has seen ``after_frames`` frames: a stage failing mid-job."""
+
+    params_model = ExplodeParams
+
+    def __init__(self, params: ExplodeParams) -> None:
+        super().__init__(params)
+        self.seen = 0
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        self.seen += frames.shape[0]
+        if self.seen > self.params.after_frames:
+            raise RuntimeError("stage exploded on purpose")
+        return frames
+
+
+class DieOnceParams(StageParams):
+    marker: str  # file created by the first worker that dies; later workers live
+
+
+class DieOnceStage(Stage):
+    """Kills its worker process the first time any worker processes a chunk."""
+
+    params_model = DieOnceParams
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        marker = Path(self.params.marker)
+        if not marker.exists():
+            marker.write_text("died")
+            os._exit(1)
+        return frames
+
+
+def register() -> None:
+    """Idempotent: tests and Ray workers may both import this module."""
+    models.register_model(TINY, overwrite=True)
+    for name, cls in (("test-explode", ExplodeStage), ("test-die-once", DieOnceStage)):
+        if name not in available_stages():
+            register_stage(name)(cls)
+
+
+register()
