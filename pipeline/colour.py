@@ -4,13 +4,14 @@ swscale's 4:2:0 round trip shifted natural images by 1-1.6 code values (DESIGN, 
 so the conversion is done here: the stream's own matrix (BT.601 / 709 / 2020 ...) and range
 (limited codes 16-235/240, or full), scaled to the bit depth, and chroma resampled with
 MPEG-2 siting (4:2:0 and 4:2:2 chroma sits on even luma columns; 4:2:0 chroma sits
-vertically half-way between two luma rows). Upsampling is bilinear; downsampling uses
-the matching (transposed) filter so a flat or smooth field comes back unchanged.
+vertically half-way between two luma rows). Upsampling is bilinear; downsampling is its
+least-squares inverse, so YUV -> RGB -> YUV with an identity stage returns the planes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
@@ -48,37 +49,49 @@ def _levels(fmt: VideoFormat) -> tuple[float, float, float, float]:
     return 16.0 * s, 219.0 * s, 128.0 * s, 224.0 * s
 
 
+def _positions(size: int, centred: bool) -> torch.Tensor:
+    """Where each of ``size`` luma samples falls on the chroma grid (chroma units)."""
+    pos = torch.arange(size, dtype=torch.float64)
+    return (pos - 0.5) / 2 if centred else pos / 2
+
+
 def _upsample_axis(x: torch.Tensor, dim: int, size: int, centred: bool) -> torch.Tensor:
     """Bilinear 2x along ``dim`` to ``size`` samples; chroma sample i sits at luma
     position 2i (co-sited) or 2i + 0.5 (centred); edges are clamped."""
     n = x.shape[dim]
-    pos = torch.arange(size, device=x.device, dtype=torch.float32)
-    pos = (pos - 0.5) / 2 if centred else pos / 2
+    pos = _positions(size, centred).to(x.device)
     lo = pos.floor()
-    frac = pos - lo
     i0 = lo.long().clamp(0, n - 1)
     i1 = (lo.long() + 1).clamp(0, n - 1)
     shape = [1] * x.dim()
     shape[dim] = size
-    frac = frac.view(shape)
+    frac = (pos - lo).to(x.dtype).view(shape)
     return x.index_select(dim, i0) * (1 - frac) + x.index_select(dim, i1) * frac
 
 
-def _downsample_axis(x: torch.Tensor, dim: int, size: int, centred: bool) -> torch.Tensor:
-    """2x decimation along ``dim`` to ``size`` samples, filtered to match the siting:
-    [1, 2, 1] / 4 around luma 2i (co-sited) or the mean of luma 2i, 2i + 1 (centred)."""
-    n = x.shape[dim]
-    base = torch.arange(size, device=x.device) * 2
-    if centred:
-        return 0.5 * (
-            x.index_select(dim, base.clamp(0, n - 1))
-            + x.index_select(dim, (base + 1).clamp(0, n - 1))
-        )
-    return 0.25 * (
-        x.index_select(dim, (base - 1).clamp(0, n - 1))
-        + 2 * x.index_select(dim, base.clamp(0, n - 1))
-        + x.index_select(dim, (base + 1).clamp(0, n - 1))
-    )
+@lru_cache(maxsize=16)
+def _downsample_matrix(n: int, size: int, centred: bool) -> torch.Tensor:
+    """Least-squares inverse of ``_upsample_axis`` (``size`` luma -> ``n`` chroma), (size, n).
+
+    D = (U^T U)^-1 U^T picks the chroma whose bilinear upsampling is closest to the
+    full-resolution chroma, so D(U(c)) == c: YUV -> RGB -> YUV with no stage in between
+    gives the planes back, and the chroma filter matches the siting by construction.
+    Applied as one matmul per axis (dense, but the GEMM is the fastest path on CPU and GPU).
+    """
+    pos = _positions(size, centred)
+    lo = pos.floor().long()
+    frac = pos - lo
+    up = torch.zeros(size, n, dtype=torch.float64)
+    rows = torch.arange(size)
+    up.index_put_((rows, lo.clamp(0, n - 1)), 1 - frac, accumulate=True)
+    up.index_put_((rows, (lo + 1).clamp(0, n - 1)), frac, accumulate=True)
+    return torch.linalg.solve(up.T @ up, up.T).T.to(torch.float32).contiguous()
+
+
+def _downsample_axis(x: torch.Tensor, dim: int, n: int, centred: bool) -> torch.Tensor:
+    """Chroma at ``n`` samples along ``dim`` from full resolution (see ``_downsample_matrix``)."""
+    matrix = _downsample_matrix(n, x.shape[dim], centred).to(x.device, x.dtype)
+    return (x.movedim(dim, -1) @ matrix).movedim(-1, dim)
 
 
 def yuv_to_rgb(planes: Sequence[torch.Tensor], fmt: VideoFormat) -> torch.Tensor:

@@ -188,6 +188,15 @@ class ChunkReader:
         if pts_list:
             k = len(pts_list)
             yield Chunk(index, first, pts_list, time_base, fmt, tuple(b[:k] for b in buffers))
+        expected = self.info.video.frame_count
+        if expected and self.stats.frames_decoded < expected:
+            # The demuxer may stop quietly at damage; the header's count tells.
+            log.warning(
+                "%s: decoded %d of %d frames announced by the header",
+                self.info.path,
+                self.stats.frames_decoded,
+                expected,
+            )
         if not self.stats.clean:
             log.warning("%s: decode finished with %s", self.info.path, self.stats)
 

@@ -55,7 +55,7 @@ STALE_METADATA = {
     "bps",
 }
 #: Text subtitle codecs whose packets are plain text in every container that holds them.
-TEXT_SUBTITLES = {"subrip", "srt", "text"}
+TEXT_SUBTITLES = {"subrip", "text"}
 
 
 def _fresh(metadata: dict[str, str]) -> dict[str, str]:
@@ -272,6 +272,11 @@ class VideoWriter:
                     )
                 else:
                     _warn(f"{label}: {fmt_name} cannot hold attachments; dropped")
+                continue
+            if info.type == "data" and info.codec is None and self.src.chapters:
+                # mov/mp4 keep chapters in a codec-less text track; they are copied as
+                # chapters above, and the muxer writes its own track for them.
+                log.info("%s: chapter track, carried as chapters", label)
                 continue
             if self._accepts(info.codec):
                 out_stream = self._out.add_stream_from_template(source)

@@ -93,12 +93,9 @@ def _video_frame(width: int, height: int, index: int, content: str, pix_fmt: str
         rgb = np.stack([y + 1.5748 * cr, y - 0.1873 * cb - 0.4681 * cr, y + 1.8556 * cb], -1)
         rgb8 = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
         return av.VideoFrame.from_ndarray(rgb8, format="rgb24").reformat(format=pix_fmt)
-    layout = pix_fmt.replace("yuvj", "yuv")
-    planes = quantize_planes(fields, layout, full or pix_fmt.startswith("yuvj"))
-    frame = planes_to_frame(planes, layout)
-    if layout != pix_fmt:
-        frame = frame.reformat(format=pix_fmt, src_color_range="pc", dst_color_range="pc")
-    return frame
+    # yuvj* is yuv* with full range: same planes, only the label differs.
+    planes = quantize_planes(fields, pix_fmt.replace("yuvj", "yuv"), full or "yuvj" in pix_fmt)
+    return planes_to_frame(planes, pix_fmt)
 
 
 def make_clip(
@@ -232,11 +229,14 @@ def _write_audio(out, stream, duration_s: float) -> None:
 
 def _add_subtitles(out, kind: str):
     """A text subtitle stream; packets are muxed directly (text needs no encoder)."""
-    stream = out.add_mux_stream("subrip" if kind == "srt" else "ass")
+    if kind == "ass":
+        # ASS needs its script header as codec private data; the encoder context carries it.
+        stream = out.add_stream("ass")
+        stream.codec_context.subtitle_header = ASS_HEADER.encode()
+    else:
+        stream = out.add_mux_stream("subrip")
     stream.time_base = Fraction(1, 1000)
     stream.metadata["language"] = "eng"
-    if kind == "ass":
-        stream.codec_context.extradata = ASS_HEADER.encode()
     return stream
 
 
