@@ -80,7 +80,9 @@ class FourierUnit(nn.Module):
         h, w = x.shape[-2:]
         with float32_region(x):
             spec = torch.fft.rfft2(x.float(), norm=self.fft_norm)
-            spec = self.act(self.conv(torch.cat([spec.real, spec.imag], dim=1)))
+            spec = torch.cat([spec.real, spec.imag], dim=1)
+            # float32 weights too, so a model cast with .half()/.bfloat16() still runs
+            spec = self.act(F.conv2d(spec, self.conv.weight.float(), self.conv.bias.float()))
             real, imag = spec.chunk(2, dim=1)
             y = torch.fft.irfft2(torch.complex(real, imag), s=(h, w), norm=self.fft_norm)
         return y.to(x.dtype)
@@ -152,12 +154,12 @@ class DynamicLowPass(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        taps = self.norm(self.predict(x).view(b, self.groups, self.k**2)).softmax(dim=-1)
+        taps = self.norm(self.predict(x).reshape(b, self.groups, self.k**2)).softmax(dim=-1)
         kernel = taps.unsqueeze(2).expand(b, self.groups, c // self.groups, self.k**2)
         kernel = kernel.reshape(b * c, 1, self.k, self.k)
         padded = pad_same(x, self.k // 2).reshape(1, b * c, h + self.k - 1, w + self.k - 1)
         low = F.conv2d(padded, kernel.to(x.dtype), groups=b * c)
-        return low.view(b, c, h, w)
+        return low.reshape(b, c, h, w)
 
 
 class FrequencySelection(nn.Module):

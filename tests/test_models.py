@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 
@@ -87,6 +88,23 @@ def test_bf16_autocast_agrees_with_fp32(small: nn.Module) -> None:
     # relative to the predicted residual, which is stricter than relative to the image
     rel = ((low.float() - ref).norm() / (ref - x).norm()).item()
     assert rel < 2e-2
+
+
+def test_batch_items_are_independent(small: nn.Module) -> None:
+    """Samples do not leak into each other (LCDNet folds the batch into conv groups)."""
+    x = torch.rand(3, 3, 20, 28)
+    with torch.no_grad():
+        together = small(x)
+        apart = torch.cat([small(x[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, apart, atol=1e-5, rtol=1e-5)
+
+
+def test_low_precision_weights_run(small: nn.Module) -> None:
+    """A model cast to bf16 as a whole (no autocast) still runs, FFTs included."""
+    model = copy.deepcopy(small).to(torch.bfloat16)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 16, 24, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 
 
 def test_mirnet_v2_defocus_variant_takes_dual_pixel_input() -> None:
