@@ -1,8 +1,10 @@
 """The shipped model zoo: architectures, presets, registered cards and ``create_model``.
 
-Importing :mod:`models` registers every card. A card's parameter count and MACs come
-from ``models/weights/profile.json`` (written by ``python -m models.profile``), never
-typed in.
+Importing :mod:`models` registers every card. Card metrics are measured, never typed
+in: parameter count and MACs come from ``models/weights/profile.json`` (written by
+``python -m models.profile``); quality numbers, once a model is trained and evaluated,
+from ``models/weights/metrics.json``, shaped ``{"<model name>": {"psnr": 31.2, ...,
+"measured_by": "<command>"}}`` and shown under ``card.metrics["quality"]``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from models.mirnet_v2 import MIRNetV2
 from models.registry import WEIGHTS_DIR, ModelCard, get_card, list_models, register_model
 
 PROFILE_PATH = WEIGHTS_DIR / "profile.json"
+QUALITY_PATH = WEIGHTS_DIR / "metrics.json"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt")
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
@@ -73,10 +76,12 @@ def build_arch(arch: str, **overrides: Any) -> nn.Module:
     return card.builder(**{**card.kwargs, **overrides})
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _load_profile() -> dict[str, Any]:
-    if not PROFILE_PATH.is_file():
-        return {}
-    data = json.loads(PROFILE_PATH.read_text())
+    data = _read_json(PROFILE_PATH)
     return {
         name: {**r, "measured_by": data.get("generated_by", "")}
         for name, r in data.get("presets", {}).items()
@@ -93,8 +98,12 @@ def _register(
     licence: str,
     notes: str,
     profile: dict[str, Any],
+    quality: dict[str, Any],
 ) -> None:
     arch, kwargs = PRESETS[preset]
+    metrics = dict(profile.get(preset, {}))
+    if name in quality:
+        metrics["quality"] = quality[name]
     register_model(
         ModelCard(
             name=name,
@@ -107,7 +116,7 @@ def _register(
             tile_overlap=tile_overlap,
             licence=licence,
             notes=notes,
-            metrics=dict(profile.get(preset, {})),
+            metrics=metrics,
             preset=preset,
         ),
         overwrite=True,
@@ -116,7 +125,7 @@ def _register(
 
 def register_zoo() -> None:
     """(Re-)register every shipped card, re-reading the measured profile."""
-    profile = _load_profile()
+    profile, quality = _load_profile(), _read_json(QUALITY_PATH)
     for preset in ("lcdnet", "lcdnet-s"):
         for task in ("deblur", "derain", "defocus"):
             _register(
@@ -128,6 +137,7 @@ def register_zoo() -> None:
                 licence="MIT",
                 notes=LCDNET_NOTE,
                 profile=profile,
+                quality=quality,
             )
     for arch in ("mirnet_v1", "mirnet_v2"):
         for task in MIRNET_TASKS:
@@ -141,6 +151,7 @@ def register_zoo() -> None:
                 licence=MIRNET_LICENCE,
                 notes=_mirnet_note(arch, task, name),
                 profile=profile,
+                quality=quality,
             )
 
 
@@ -191,6 +202,7 @@ def describe_models() -> list[dict[str, Any]]:
     rows = []
     for card in list_models():
         metrics = card.metrics
+        quality = {k: v for k, v in metrics.get("quality", {}).items() if k != "measured_by"}
         rows.append(
             {
                 "name": card.name,
@@ -199,6 +211,12 @@ def describe_models() -> list[dict[str, Any]]:
                 "task": card.task,
                 "params": metrics.get("params"),
                 "macs_256": metrics.get("macs"),
+                "gmacs_256": metrics["macs"] / 1e9 if "macs" in metrics else None,
+                "quality": quality,
+                "metrics_summary": " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in quality.items()
+                ),
                 "weights": card.weights,
                 "weights_available": card.weights_available,
                 "size_multiple": card.size_multiple,

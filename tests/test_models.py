@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable
 
@@ -209,3 +210,23 @@ def test_create_model_overrides_and_unknown_names() -> None:
     assert model.config["dec_depths"] == [2, 1]
     with pytest.raises(KeyError, match="unknown model"):
         create_model("no-such-model")
+
+
+def test_quality_metrics_come_from_the_measured_json(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    from models import zoo
+
+    quality = {"lcdnet-s-derain": {"psnr": 30.123456, "ssim": 0.9, "measured_by": "evaluate"}}
+    (tmp_path / "metrics.json").write_text(json.dumps(quality))
+    before = models.get_card("lcdnet-s-derain").metrics
+    monkeypatch.setattr(zoo, "QUALITY_PATH", tmp_path / "metrics.json")
+    try:
+        zoo.register_zoo()
+        row = next(r for r in describe_models() if r["name"] == "lcdnet-s-derain")
+        assert row["metrics_summary"] == "psnr=30.12 ssim=0.9"
+        assert models.get_card("lcdnet-s-derain").metrics["quality"]["measured_by"] == "evaluate"
+    finally:
+        monkeypatch.undo()
+        zoo.register_zoo()
+    assert models.get_card("lcdnet-s-derain").metrics == before
