@@ -70,7 +70,7 @@ def _upsample_axis(x: torch.Tensor, dim: int, size: int, centred: bool) -> torch
 
 
 @lru_cache(maxsize=16)
-def _downsample_matrix(n: int, size: int, centred: bool) -> torch.Tensor:
+def _downsample_matrix(n: int, size: int, centred: bool, device: torch.device) -> torch.Tensor:
     """Least-squares inverse of ``_upsample_axis`` (``size`` luma -> ``n`` chroma), (size, n).
 
     D = (U^T U)^-1 U^T picks the chroma whose bilinear upsampling is closest to the
@@ -85,12 +85,12 @@ def _downsample_matrix(n: int, size: int, centred: bool) -> torch.Tensor:
     rows = torch.arange(size)
     up.index_put_((rows, lo.clamp(0, n - 1)), 1 - frac, accumulate=True)
     up.index_put_((rows, (lo + 1).clamp(0, n - 1)), frac, accumulate=True)
-    return torch.linalg.solve(up.T @ up, up.T).T.to(torch.float32).contiguous()
+    return torch.linalg.solve(up.T @ up, up.T).T.to(device, torch.float32).contiguous()
 
 
 def _downsample_axis(x: torch.Tensor, dim: int, n: int, centred: bool) -> torch.Tensor:
     """Chroma at ``n`` samples along ``dim`` from full resolution (see ``_downsample_matrix``)."""
-    matrix = _downsample_matrix(n, x.shape[dim], centred).to(x.device, x.dtype)
+    matrix = _downsample_matrix(n, x.shape[dim], centred, x.device)
     return (x.movedim(dim, -1) @ matrix).movedim(-1, dim)
 
 

@@ -54,8 +54,10 @@ STALE_METADATA = {
     "_statistics_writing_date_utc",
     "bps",
 }
-#: Text subtitle codecs whose packets are plain text in every container that holds them.
-TEXT_SUBTITLES = {"subrip", "text"}
+#: Text subtitle codecs whose events ``_SubtitleConverter`` can read.
+TEXT_SUBTITLES = {"subrip", "text", "ass", "ssa", "mov_text", "webvtt"}
+#: Text subtitle codecs it can write, in order of preference.
+TEXT_SUBTITLE_TARGETS = ("subrip", "mov_text", "webvtt")
 
 
 def _fresh(metadata: dict[str, str]) -> dict[str, str]:
@@ -128,7 +130,7 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
                     f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
                     f"writing {candidate} instead"
                 )
-                warnings.warn(message, stacklevel=2)
+                warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
                 log.warning(message)
             return replace(src_fmt, pix_fmt=candidate)
     raise ConfigError(
@@ -137,20 +139,50 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, stacklevel=3)
+    # Blame the code that built the VideoWriter (through __init__ and _add_other_streams).
+    warnings.warn(message, stacklevel=4)
     log.warning(message)
 
 
-def _text_to_mov_text(payload: bytes, source_codec: str) -> bytes:
-    """SubRip / ASS event text as a tx3g sample (16-bit length + UTF-8), styles dropped."""
+def _subtitle_text(payload: bytes, codec: str) -> str:
+    """The plain text of one text-subtitle packet (styling dropped)."""
+    if codec == "mov_text":  # tx3g: 16-bit big-endian length, text, then style boxes
+        payload = payload[2 : 2 + int.from_bytes(payload[:2], "big")]
     text = payload.decode("utf-8", "replace")
-    if source_codec == "ass":
+    if codec in ("ass", "ssa"):  # ReadOrder,Layer,Style,Name,MarginL,R,V,Effect,Text
         text = text.split(",", 8)[-1].replace("\\N", "\n").replace("\\n", "\n")
         while "{" in text and "}" in text.split("{", 1)[1]:
             head, rest = text.split("{", 1)
             text = head + rest.split("}", 1)[1]
-    data = text.encode("utf-8")
-    return len(data).to_bytes(2, "big") + data
+    return text
+
+
+class _SubtitleConverter:
+    """Fallback for text subtitles the container cannot hold: re-wrap the text of each
+    event in a text codec it can (SubRip, mov_text or WebVTT); timing is unchanged."""
+
+    def __init__(self, out: av.container.OutputContainer, source: Any, source_codec: str,
+                 codec: str, metadata: dict[str, str]) -> None:  # fmt: skip
+        self.stream = out.add_mux_stream(codec)
+        self.stream.time_base = source.time_base
+        self.stream.metadata.update(metadata)
+        self.out, self.source_codec, self.codec = out, source_codec, codec
+
+    def feed(self, packet: av.Packet | None) -> None:
+        if packet is None:
+            return
+        text = _subtitle_text(bytes(packet), self.source_codec)
+        if not text:
+            return  # gap fillers (empty mov_text samples); muxers add their own
+        data = text.encode("utf-8")
+        if self.codec == "mov_text":
+            data = len(data).to_bytes(2, "big") + data
+        converted = av.Packet(data)
+        converted.time_base = packet.time_base
+        converted.pts, converted.dts = packet.pts, packet.dts
+        converted.duration = packet.duration
+        converted.stream = self.stream
+        self.out.mux(converted)
 
 
 class _AudioTranscoder:
@@ -254,6 +286,11 @@ class VideoWriter:
         # Formats without a codec tag table (mpegts, nut) report nothing: let them try.
         return not supported or codec in supported
 
+    def _text_target(self) -> str | None:
+        """The text subtitle codec this container takes, if it takes any we can write."""
+        supported = self._out.supported_codecs
+        return next((c for c in TEXT_SUBTITLE_TARGETS if c in supported), None)
+
     def _add_other_streams(self) -> None:
         try:
             self._src = av.open(self.src.path, "r")
@@ -293,16 +330,12 @@ class VideoWriter:
                     continue
                 _warn(f"{label}: {fmt_name} cannot hold {info.codec}; transcoding to {codec}")
                 self._copies[info.index] = _AudioTranscoder(self._out, source, codec)
-            elif (
-                info.type == "subtitle"
-                and info.codec in TEXT_SUBTITLES | {"ass"}
-                and self._accepts("mov_text")
-            ):
-                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; converting to mov_text")
-                out_stream = self._out.add_mux_stream("mov_text")
-                out_stream.time_base = source.time_base
-                out_stream.metadata.update(_fresh(info.metadata))
-                self._copies[info.index] = (out_stream, info.codec)
+            elif info.type == "subtitle" and info.codec in TEXT_SUBTITLES and self._text_target():
+                codec = self._text_target()
+                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; converting to {codec}")
+                self._copies[info.index] = _SubtitleConverter(
+                    self._out, source, info.codec, codec, _fresh(info.metadata)
+                )
             else:
                 _warn(f"{label}: {fmt_name} cannot hold {info.codec}; dropped")
         if self._copies:
@@ -370,19 +403,11 @@ class VideoWriter:
 
     def _copy_packet(self, packet: av.Packet) -> None:
         target = self._copies[packet.stream.index]
-        if isinstance(target, _AudioTranscoder):
-            if packet.size:
-                target.feed(packet)
-            return
         if not packet.size:
             return
-        if isinstance(target, tuple):
-            out_stream, source_codec = target
-            converted = av.Packet(_text_to_mov_text(bytes(packet), source_codec))
-            converted.time_base = packet.time_base
-            converted.pts, converted.dts = packet.pts, packet.dts
-            converted.duration = packet.duration
-            packet, target = converted, out_stream
+        if isinstance(target, (_AudioTranscoder, _SubtitleConverter)):
+            target.feed(packet)
+            return
         packet.stream = target
         self._out.mux(packet)
 
@@ -395,7 +420,7 @@ class VideoWriter:
             self._mux_video(self._stream.encode(None))
             self._copy_until(math.inf)
             for target in self._copies.values():
-                if isinstance(target, _AudioTranscoder):
+                if isinstance(target, (_AudioTranscoder, _SubtitleConverter)):
                     target.feed(None)
             self._out.close()
         except av.FFmpegError as exc:

@@ -203,7 +203,7 @@ def _color_info(
             f"{os.path.basename(path)}: no colour matrix tag; assuming {got_matrix} "
             f"({'HD' if height >= 720 else 'SD'}), range {got_range}"
         )
-        warnings.warn(message, stacklevel=3)
+        warnings.warn(message, stacklevel=4)  # the caller of probe()
     return ColorInfo(
         matrix=got_matrix,
         range=got_range,

@@ -259,15 +259,47 @@ def test_subtitles_copied_in_mkv(tmp_path, kind):
     assert packets(src, "subtitle") == packets(tmp_path / "out.mkv", "subtitle")
 
 
-def test_srt_into_mp4_becomes_mov_text_with_warning(tmp_path):
-    src = make_clip(tmp_path / "src.mkv", subtitles=True)
-    with pytest.warns(UserWarning, match="mov_text"):
-        _, out = transcode(src, tmp_path / "out.mp4", "libx264")
-    assert [(s.type, s.codec) for s in out.other_streams] == [("subtitle", "mov_text")]
-    # mp4 fills the gaps between events with empty samples (length 0).
-    samples = [data for _, data in packets(tmp_path / "out.mp4", "subtitle")]
-    texts = [data[2:].decode() for data in samples if data[:2] != b"\0\0"]
-    assert texts == [text for _, _, text in SUBTITLE_EVENTS]
+def subtitle_texts(path) -> list[str]:
+    """Event texts of the first subtitle stream, whatever its text codec."""
+    with av.open(os.fspath(path)) as container:
+        stream = container.streams.subtitles[0]
+        codec = stream.codec_context.codec.canonical_name
+        texts = []
+        for packet in container.demux(stream):
+            data = bytes(packet)
+            if codec == "mov_text":
+                data = data[2 : 2 + int.from_bytes(data[:2], "big")]
+            if data:  # mp4 fills the gaps between events with empty samples
+                texts.append(data.decode())
+        return texts
+
+
+@pytest.mark.parametrize(
+    ("kind", "dst_ext", "codec"),
+    [
+        ("srt", ".mp4", "mov_text"),
+        ("ass", ".mp4", "mov_text"),
+        ("srt", ".webm", "webvtt"),
+    ],
+)
+def test_text_subtitles_converted_where_the_codec_does_not_fit(tmp_path, kind, dst_ext, codec):
+    src = make_clip(tmp_path / "src.mkv", subtitles=kind)
+    video = "libvpx-vp9" if dst_ext == ".webm" else "libx264"
+    with pytest.warns(UserWarning, match=f"converting to {codec}"):
+        _, out = transcode(src, tmp_path / f"out{dst_ext}", video)
+    assert [(s.type, s.codec) for s in out.other_streams] == [("subtitle", codec)]
+    assert subtitle_texts(tmp_path / f"out{dst_ext}") == [text for _, _, text in SUBTITLE_EVENTS]
+    times = [t for t, _ in packets(tmp_path / f"out{dst_ext}", "subtitle")]
+    assert times[0] == pytest.approx(SUBTITLE_EVENTS[0][0], abs=1e-3)
+
+
+def test_mov_text_from_mp4_into_mkv_becomes_subrip(tmp_path):
+    with pytest.warns(UserWarning):
+        transcode(make_clip(tmp_path / "src.mkv", subtitles=True), tmp_path / "mid.mp4", "ffv1")
+    with pytest.warns(UserWarning, match="converting to subrip"):
+        _, out = transcode(tmp_path / "mid.mp4", tmp_path / "out.mkv", "ffv1")
+    assert [(s.type, s.codec) for s in out.other_streams] == [("subtitle", "subrip")]
+    assert subtitle_texts(tmp_path / "out.mkv") == [text for _, _, text in SUBTITLE_EVENTS]
 
 
 def test_aac_into_webm_is_transcoded_with_warning(tmp_path):
@@ -342,3 +374,10 @@ def test_chunk_time_base_is_rescaled(tmp_path):
         writer.write(finer)
     assert planes_and_pts(quiet_probe(tmp_path / "out.mkv"))[1] == chunk.pts
     assert chunk.time_base == Fraction(1, 1000)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, -90])
+def test_rotation_copied_to_mp4(tmp_path, rotation):
+    src = make_clip(tmp_path / "src.mp4", rotation=rotation)
+    _, out = transcode(src, tmp_path / "out.mp4", "libx264")
+    assert out.video.rotation == rotation
