@@ -138,9 +138,9 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
     )
 
 
-def _warn(message: str) -> None:
-    # Blame the code that built the VideoWriter (through __init__ and _add_other_streams).
-    warnings.warn(message, stacklevel=4)
+def _warn(message: str, stacklevel: int = 4) -> None:
+    # Blame the code that built the VideoWriter (by default through __init__ and a helper).
+    warnings.warn(message, stacklevel=stacklevel)
     log.warning(message)
 
 
@@ -238,6 +238,14 @@ class VideoWriter:
             self._out = av.open(self.tmp_path, "w", format=container_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise OutputError(f"cannot write {self.dst}: {exc}") from None
+        rate = src.video.avg_rate
+        if not self._out.format.flags & av.format.Flags.variable_fps.value:
+            # AVI-like muxers count time in frames: a fine input time base would store
+            # hundreds of empty frames per second. CFR input gets 1/fps (pts rescaled).
+            if rate and not src.video.is_vfr:
+                self.time_base = 1 / Fraction(rate)
+            else:
+                _warn(f"{self._out.format.name} cannot keep variable frame timing exactly", 3)
         self._src: av.container.InputContainer | None = None
         self._copies: dict[int, Any] = {}  # source stream index -> output stream / transcoder
         self._pending: Iterator[av.Packet] | None = None

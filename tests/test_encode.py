@@ -373,7 +373,6 @@ def test_chunk_time_base_is_rescaled(tmp_path):
     with VideoWriter(tmp_path / "out.mkv", info, info.video.fmt, "ffv1") as writer:
         writer.write(finer)
     assert planes_and_pts(quiet_probe(tmp_path / "out.mkv"))[1] == chunk.pts
-    assert chunk.time_base == Fraction(1, 1000)
 
 
 @pytest.mark.parametrize("rotation", [90, 180, -90])
@@ -381,3 +380,10 @@ def test_rotation_copied_to_mp4(tmp_path, rotation):
     src = make_clip(tmp_path / "src.mp4", rotation=rotation)
     _, out = transcode(src, tmp_path / "out.mp4", "libx264")
     assert out.video.rotation == rotation
+
+
+def test_cfr_into_avi_counts_real_frames(tmp_path):
+    src = make_clip(tmp_path / "src.mp4", frames=12)  # mp4 time base 1/12288
+    _, out = transcode(src, tmp_path / "out.avi", "mpeg4")
+    assert out.video.time_base == Fraction(1, 24)
+    assert planes_and_pts(out)[1] == list(range(12))
