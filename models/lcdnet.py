@@ -199,6 +199,27 @@ class MSFM(nn.Module):
         return x + self.out(y)
 
 
+class HSFSBlock(nn.Sequential):
+    """Hybrid spatial-frequency block: MSSFBlock, then MSFM (state-dict keys ``0``, ``1``)."""
+
+    def __init__(
+        self,
+        channels: int,
+        dw_expand: int,
+        ffn_expand: int,
+        ffn_kernels: Sequence[int],
+        msfm_kernels: Sequence[int],
+        msfm_groups: int,
+        attn_reduction: int,
+        act: str,
+        fft_norm: str,
+    ) -> None:
+        super().__init__(
+            MSSFBlock(channels, dw_expand, ffn_expand, ffn_kernels, act, fft_norm),
+            MSFM(channels, msfm_kernels, msfm_groups, attn_reduction, act),
+        )
+
+
 class SCAM(nn.Module):
     """Skip gate: channel selection between encoder E and decoder D, and a spatial gate on E
     computed from D, so encoder noise does not pass straight to the decoder."""
@@ -274,16 +295,19 @@ class LCDNet(nn.Module):
         self.scales, self.size_multiple = scales, size_multiple
         widths = [width * 2**k for k in range(scales)]
 
+        block_args = (
+            dw_expand,
+            ffn_expand,
+            ffn_kernels,
+            msfm_kernels,
+            msfm_groups,
+            attn_reduction,
+            act,
+            fft_norm,
+        )
+
         def stage(c: int, depth: int) -> nn.Sequential:
-            return nn.Sequential(
-                *(
-                    nn.Sequential(
-                        MSSFBlock(c, dw_expand, ffn_expand, ffn_kernels, act, fft_norm),
-                        MSFM(c, msfm_kernels, msfm_groups, attn_reduction, act),
-                    )
-                    for _ in range(depth)
-                )
-            )
+            return nn.Sequential(*(HSFSBlock(c, *block_args) for _ in range(depth)))
 
         self.intro = nn.Conv2d(channels, width, 3, padding=1)
         self.encoders = nn.ModuleList(stage(c, n) for c, n in zip(widths, enc_depths, strict=True))
