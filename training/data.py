@@ -1,0 +1,84 @@
+"""Training batches: random patches of clean photos, degraded on the fly.
+
+Why on the fly: every step sees a fresh degradation of a fresh crop, so a small photo
+set does not get memorised. Photos are decoded once and kept in memory as uint8.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+from training.degrade import degrade
+
+
+def load_rgb(path: Path, downscale_over: int = 1600) -> np.ndarray:
+    """Decode a photo to HWC uint8 RGB; halve (INTER_AREA) those with a long side over
+    ``downscale_over``: the big JPEG wallpapers show 8x8 blocking at full size."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path)
+    if max(bgr.shape[:2]) > downscale_over:
+        bgr = cv2.resize(bgr, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class PatchSampler:
+    """Draws ``(degraded, target)`` batches of square patches for one task.
+
+    Photos are picked with probability proportional to sqrt(area), so big photos give
+    more patches without drowning the small ones. Crops get random flips and 90-degree
+    rotations; motion blur gets a margin around the patch for the camera motion.
+    """
+
+    def __init__(
+        self,
+        photos: list[Path],
+        task: str,
+        patch: int,
+        batch: int,
+        seed: int = 0,
+        downscale_over: int = 1600,
+        blur_margin: int = 32,
+    ) -> None:
+        if not photos:
+            raise ValueError("no training photos")
+        self.images = [load_rgb(p, downscale_over) for p in photos]
+        self.task, self.patch, self.batch = task, patch, batch
+        self.margin = blur_margin if task == "deblur" else 0
+        area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
+        self.weights = area / area.sum()
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def _crop(self, image: np.ndarray, size: int) -> Tensor:
+        h, w = image.shape[:2]
+        if min(h, w) < size:  # upscale the rare photo smaller than a crop
+            f = size / min(h, w)
+            image = cv2.resize(image, (math.ceil(w * f), math.ceil(h * f)), cv2.INTER_CUBIC)
+            h, w = image.shape[:2]
+        top = int(torch.randint(0, h - size + 1, (1,), generator=self.gen))
+        left = int(torch.randint(0, w - size + 1, (1,), generator=self.gen))
+        crop = torch.from_numpy(image[top : top + size, left : left + size].copy())
+        crop = crop.permute(2, 0, 1).float() / 255
+        k = int(torch.randint(0, 4, (1,), generator=self.gen))
+        if torch.rand(1, generator=self.gen) < 0.5:
+            crop = crop.flip(-1)
+        return torch.rot90(crop, k, dims=(-2, -1))
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        """One batch ``(degraded, target)``, each ``(B, 3, patch, patch)`` on the CPU."""
+        size = self.patch + 2 * self.margin
+        idx = torch.multinomial(self.weights, self.batch, replacement=True, generator=self.gen)
+        src = torch.stack([self._crop(self.images[int(i)], size) for i in idx])
+        return degrade(src, self.task, self.gen, (self.patch, self.patch))
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.gen.set_state(state["gen"])

@@ -1,0 +1,234 @@
+"""Config-driven training: ``python -m training.train -c training/configs/NAME.yaml``.
+
+Why this shape: one YAML file fully describes a run (network preset, task, data, loss,
+schedule), so a model card can quote it and a GPU session can rerun it unchanged.
+Checkpoints (model + optimizer + step + data RNG) are written every
+``checkpoint.every`` steps and at the end; ``--resume`` continues from the last one.
+On CUDA the step runs under bf16 autocast with channels_last memory (and optionally
+torch.compile); on the CPU it stays plain fp32. ``--smoke`` runs a few tiny steps on
+the CPU, for the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from training.data import PatchSampler
+from training.splits import train_photos
+
+#: Settings every config gets unless it says otherwise.
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "threads": None,  # CPU threads (None: torch's default)
+    "model": {"arch": "lcdnet-s"},
+    "loss": {"kind": "lcdnet", "fft_weight": 0.1},
+    "data": {"patch": 128, "batch": 8, "max_photos": None, "downscale_over": 1600},
+    "optim": {
+        "lr": 2e-4,
+        "min_lr": 1e-6,
+        "warmup": 200,
+        "steps": 10000,
+        "betas": [0.9, 0.999],
+        "weight_decay": 0.0,
+        "grad_clip": 1.0,
+    },
+    "checkpoint": {"every": 500, "keep_every": 1000},
+    "compile": False,
+    "log_every": 20,
+}
+
+SMOKE: dict[str, Any] = {
+    "data": {"patch": 32, "batch": 2, "max_photos": 3},
+    "optim": {"steps": 3, "warmup": 1},
+    "checkpoint": {"every": 2, "keep_every": 0},
+    "log_every": 1,
+    "compile": False,
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path, smoke: bool = False) -> dict[str, Any]:
+    """Read a run config and fill in defaults (and the smoke overrides)."""
+    with open(path) as f:
+        cfg = _merge(DEFAULTS, yaml.safe_load(f) or {})
+    for key in ("name", "task"):
+        if key not in cfg:
+            raise ValueError(f"{path}: missing required key {key!r}")
+    return _merge(cfg, SMOKE) if smoke else cfg
+
+
+def lr_at(step: int, optim: dict[str, Any]) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
+    lr, min_lr, warm, total = optim["lr"], optim["min_lr"], optim["warmup"], optim["steps"]
+    if step < warm:
+        return lr * (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def build_loss(cfg: dict[str, Any]) -> nn.Module:
+    """The LCDNet multi-scale loss, or plain Charbonnier on the full-size output."""
+    from models.losses import CharbonnierLoss, LCDNetLoss
+
+    kind = cfg["kind"]
+    if kind == "lcdnet":
+        return LCDNetLoss(fft_weight=cfg.get("fft_weight", 0.1))
+    if kind == "charbonnier":
+        return CharbonnierLoss()
+    raise ValueError(f"unknown loss {kind!r} (known: lcdnet, charbonnier)")
+
+
+def build_network(model_cfg: dict[str, Any]) -> nn.Module:
+    """An untrained network of the configured architecture/preset."""
+    from models.zoo import build_arch
+
+    return build_arch(model_cfg["arch"], **model_cfg.get("kwargs", {}))
+
+
+def _forward(model: nn.Module, x: Tensor, multi_scale: bool) -> Tensor | list[Tensor]:
+    return model(x, return_all_scales=True) if multi_scale else model(x)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically, so a crash mid-write never leaves a truncated ``last.pt``."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(
+    cfg: dict[str, Any], out_dir: Path, resume: bool = False, command: str = ""
+) -> dict[str, Any]:
+    """Run (or continue) one training run; return a summary (steps, final loss, time)."""
+    if cfg["threads"]:
+        torch.set_num_threads(int(cfg["threads"]))
+    torch.manual_seed(cfg["seed"])
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    photos = train_photos()
+    if cfg["data"]["max_photos"]:
+        photos = photos[:: max(1, len(photos) // cfg["data"]["max_photos"])]
+        photos = photos[: cfg["data"]["max_photos"]]
+    sampler = PatchSampler(
+        photos,
+        cfg["task"],
+        cfg["data"]["patch"],
+        cfg["data"]["batch"],
+        seed=cfg["seed"],
+        downscale_over=cfg["data"]["downscale_over"],
+    )
+    model = build_network(cfg["model"]).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = build_loss(cfg["loss"]).to(device)
+    multi_scale = cfg["loss"]["kind"] == "lcdnet"
+    opt_cfg = cfg["optim"]
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=opt_cfg["lr"],
+        betas=tuple(opt_cfg["betas"]),
+        weight_decay=opt_cfg["weight_decay"],
+    )
+    step = 0
+    last = out_dir / "last.pt"
+    if resume and last.is_file():
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        sampler.load_state_dict(ckpt["sampler"])
+        step = ckpt["step"]
+        print(f"resumed from {last} at step {step}", flush=True)
+    run_model = torch.compile(model) if cuda and cfg["compile"] else model
+
+    def checkpoint(step: int) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "sampler": sampler.state_dict(),
+            "step": step,
+            "config": cfg,
+            "command": command,
+        }
+        save_checkpoint(last, state)
+        keep = cfg["checkpoint"]["keep_every"]
+        if keep and step % keep == 0:
+            save_checkpoint(out_dir / f"step_{step:06d}.pt", state)
+
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    log = (out_dir / "log.jsonl").open("a")
+    total, t0, running, n_running = opt_cfg["steps"], time.time(), 0.0, 0
+    start = step
+    model.train()
+    while step < total:
+        lq, gt = sampler.next()
+        lq, gt = lq.to(device, non_blocking=True), gt.to(device, non_blocking=True)
+        if cuda:
+            lq = lq.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, opt_cfg)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            out = _forward(run_model, lq, multi_scale)
+        loss = criterion(
+            [o.float() for o in out] if multi_scale else out.float(),  # type: ignore[union-attr]
+            gt,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if opt_cfg["grad_clip"]:
+            nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
+        optimizer.step()
+        step += 1
+        running += float(loss.detach())
+        n_running += 1
+        if step % cfg["log_every"] == 0 or step == total:
+            rec = {
+                "step": step,
+                "loss": running / n_running,
+                "lr": lr_at(step - 1, opt_cfg),
+                "sec_per_step": (time.time() - t0) / (step - start),
+            }
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(json.dumps(rec), flush=True)
+            running, n_running = 0.0, 0
+        if step % cfg["checkpoint"]["every"] == 0 or step == total:
+            checkpoint(step)
+    log.close()
+    return {"steps": step, "seconds": time.time() - t0, "out_dir": str(out_dir)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: train from a YAML config (``--resume`` continues, ``--smoke`` is a CPU check)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", required=True, type=Path)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--smoke", action="store_true", help="a few tiny CPU steps")
+    parser.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, smoke=args.smoke)
+    out = args.out or Path("runs") / (cfg["name"] + ("-smoke" if args.smoke else ""))
+    command = shlex.join(["python", "-m", "training.train", *(argv or sys.argv[1:])])
+    print(json.dumps(train(cfg, out, resume=args.resume, command=command)))
+
+
+if __name__ == "__main__":
+    main()
