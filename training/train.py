@@ -122,6 +122,9 @@ def train(
     torch.manual_seed(cfg["seed"])
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
+    device_name = (
+        torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
 
     photos = train_photos()
@@ -148,14 +151,14 @@ def train(
         betas=tuple(opt_cfg["betas"]),
         weight_decay=opt_cfg["weight_decay"],
     )
-    step = 0
+    step, seconds_before = 0, 0.0
     last = out_dir / "last.pt"
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         sampler.load_state_dict(ckpt["sampler"])
-        step = ckpt["step"]
+        step, seconds_before = ckpt["step"], ckpt.get("seconds", 0.0)
         print(f"resumed from {last} at step {step}", flush=True)
     run_model = torch.compile(model) if cuda and cfg["compile"] else model
 
@@ -167,6 +170,8 @@ def train(
             "step": step,
             "config": cfg,
             "command": command,
+            "seconds": seconds_before + time.time() - t0,
+            "device": device_name,
         }
         save_checkpoint(last, state)
         keep = cfg["checkpoint"]["keep_every"]

@@ -1,0 +1,135 @@
+"""Synthetic degradations: deterministic, physically sensible, and held-out data stays out."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import degrade as D
+from training.metrics import flicker, psnr
+from training.splits import DATA_ROOT, heldout_photos, is_held_out, train_photos
+
+
+def _image(seed: int = 0, size: tuple[int, int] = (48, 64)) -> torch.Tensor:
+    """A smooth random colour image with some edges (a stand-in photo)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(2, 3, 6, 8, generator=g)
+    img = torch.nn.functional.interpolate(low, size=size, mode="bicubic", align_corners=False)
+    return img.clamp(0, 1)
+
+
+@pytest.mark.parametrize("kind", D.KINDS)
+def test_degrade_is_deterministic_and_in_range(kind: str) -> None:
+    src = _image(size=(80, 96))
+    a, ta = D.degrade(src, kind, torch.Generator().manual_seed(3), (48, 64))
+    b, tb = D.degrade(src, kind, torch.Generator().manual_seed(3), (48, 64))
+    c, _ = D.degrade(src, kind, torch.Generator().manual_seed(4), (48, 64))
+    assert a.shape == ta.shape == (2, 3, 48, 64)
+    assert torch.equal(a, b) and torch.equal(ta, tb)
+    assert not torch.equal(a, c)
+    assert a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, D.quantize8(a))  # degraded inputs are 8-bit like real frames
+    assert torch.equal(ta, D.center_crop(src, (48, 64)))
+
+
+def test_srgb_round_trip() -> None:
+    x = torch.linspace(0, 1, 101)
+    assert torch.allclose(D.linear_to_srgb(D.srgb_to_linear(x)), x, atol=1e-5)
+
+
+def test_zero_motion_renders_the_central_crop() -> None:
+    src = _image(size=(60, 70))
+    out = D.render_path(src, torch.zeros(2, 3, 4), (40, 50))
+    assert torch.allclose(out[:, 1], D.center_crop(src, (40, 50)), atol=1e-5)
+
+
+def test_render_path_translation_moves_content() -> None:
+    src = torch.zeros(1, 3, 41, 41)
+    src[..., 20, 25] = 1  # a dot 5 px right of the centre
+    states = torch.tensor([[[5.0, 0.0, 0.0, 0.0]]])  # look 5 px to the right
+    out = D.render_path(src, states, (41, 41))[0, 0]
+    assert out[0, 20, 20] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_motion_blur_path_is_bounded_and_centred() -> None:
+    path = D.random_blur_path(16, torch.Generator().manual_seed(0), max_shift=10)
+    states = path.at(torch.linspace(-0.5, 0.5, 15))
+    extent = states.amax(1) - states.amin(1)
+    assert (extent[:, :2] <= 10 + 1e-4).all()
+    assert torch.allclose(states[:, 7], torch.zeros(16, 4), atol=1e-6)  # middle = target
+
+
+def test_motion_blur_blurs() -> None:
+    src = _image(size=(96, 96))
+    blurry, sharp = D.motion_blur(src, (48, 48), torch.Generator().manual_seed(1), max_shift=12)
+    grad = lambda x: (x[..., 1:] - x[..., :-1]).abs().mean()  # noqa: E731
+    assert grad(blurry) < grad(sharp)
+
+
+def test_rain_only_adds_light_without_haze() -> None:
+    clean = _image()
+    rainy = D.add_rain(clean, torch.Generator().manual_seed(0), haze_prob=0)
+    assert (rainy >= clean - 1e-5).all()
+    assert (rainy - clean).abs().max() > 0.1  # visible streaks
+
+
+def test_streak_kernel_orientation() -> None:
+    vertical = D.streak_kernel(9, 1.0, 0.0, 11)
+    assert vertical[:, 5].sum() > 5 * vertical[5, :].sum() / 2
+    assert vertical.max() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_disk_kernel_is_normalised_and_round() -> None:
+    k = D.disk_kernel(3.0, 9)
+    assert k.sum() == pytest.approx(1.0, abs=1e-6)
+    assert torch.allclose(k, k.flip(0)) and torch.allclose(k, k.T)
+    assert k[4, 4] > 0 and k[0, 0] == 0
+
+
+def test_gaussian_noise_level() -> None:
+    x = torch.full((1, 3, 64, 64), 0.5)
+    y = D.gaussian_noise(x, 25 / 255, torch.Generator().manual_seed(0))
+    assert float((y - x).std()) == pytest.approx(25 / 255, rel=0.05)
+
+
+def test_low_light_darkens() -> None:
+    x = _image()
+    assert D.low_light(x, torch.Generator().manual_seed(0)).mean() < x.mean() * 0.8
+
+
+def test_codec_round_trip_is_close() -> None:
+    # Grey content, so 4:2:0 chroma subsampling costs nothing; odd sizes are padded for
+    # 4:2:0 and cropped back.
+    x = _image(size=(33, 47)).mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    y = D.codec_compress(x, crf=12)
+    assert y.shape == x.shape
+    assert psnr(y, x) > 35
+    assert psnr(D.codec_compress(x, crf=40), x) < psnr(y, x)
+
+
+def test_test_video_is_lossless_and_motion_is_known(tmp_path: Path) -> None:
+    photo = _image(size=(160, 200))[:1]
+    clean_p, deg_p = tmp_path / "c.mkv", tmp_path / "d.mkv"
+    states = D.make_test_video(photo, clean_p, deg_p, "denoise", frames=6, size=(96, 64), seed=1)
+    clean, noisy = D.read_video(clean_p), D.read_video(deg_p)
+    assert states.shape == (6, 4) and clean.shape == noisy.shape == (6, 3, 64, 96)
+    expected = D.quantize8(D.render_path(photo, states[None], (64, 96))[0])
+    assert torch.equal(clean, expected)  # ffv1 RGB is lossless
+    compensated = flicker(clean, states, border=8)
+    raw = 255 * float((clean[1:] - clean[:-1]).abs().mean())
+    assert compensated < 0.5 * raw
+    assert flicker(noisy, states, border=8) > compensated + 2
+
+
+@pytest.mark.skipif(not (DATA_ROOT / "clean").is_dir(), reason="shared data not present")
+def test_held_out_photos_never_train() -> None:
+    train = set(train_photos())
+    held = [p for g in ("kodak24", "set5", "cbsd68") for p in heldout_photos(g)]
+    assert len(held) == 24 + 2 + 44
+    assert train.isdisjoint(held)
+    assert all(is_held_out(p) for p in held)
+    assert not any(is_held_out(p) for p in list(train)[:50])
+    assert math.isclose(len(train), 667 - len(held))
