@@ -33,7 +33,9 @@ class PatchSampler:
 
     Photos are picked with probability proportional to sqrt(area), so big photos give
     more patches without drowning the small ones. Crops get random flips and 90-degree
-    rotations; motion blur gets a margin around the patch for the camera motion.
+    rotations; motion blur gets a margin around the patch for the camera motion. Crops
+    are cut on the CPU; the degradation runs on ``device`` (the GPU when training there)
+    with its own generator, so both streams are reproducible and resumable.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class PatchSampler:
         seed: int = 0,
         downscale_over: int = 1600,
         blur_margin: int = 32,
+        device: torch.device | str = "cpu",
     ) -> None:
         if not photos:
             raise ValueError("no training photos")
@@ -53,7 +56,9 @@ class PatchSampler:
         self.margin = blur_margin if task == "deblur" else 0
         area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
         self.weights = area / area.sum()
+        self.device = torch.device(device)
         self.gen = torch.Generator().manual_seed(seed)
+        self.degrade_gen = torch.Generator(self.device).manual_seed(seed + 1)
 
     def _crop(self, image: np.ndarray, size: int) -> Tensor:
         h, w = image.shape[:2]
@@ -71,14 +76,16 @@ class PatchSampler:
         return torch.rot90(crop, k, dims=(-2, -1))
 
     def next(self) -> tuple[Tensor, Tensor]:
-        """One batch ``(degraded, target)``, each ``(B, 3, patch, patch)`` on the CPU."""
+        """One batch ``(degraded, target)``, each ``(B, 3, patch, patch)`` on ``device``."""
         size = self.patch + 2 * self.margin
         idx = torch.multinomial(self.weights, self.batch, replacement=True, generator=self.gen)
         src = torch.stack([self._crop(self.images[int(i)], size) for i in idx])
-        return degrade(src, self.task, self.gen, (self.patch, self.patch))
+        src = src.to(self.device, non_blocking=True)
+        return degrade(src, self.task, self.degrade_gen, (self.patch, self.patch))
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {"gen": self.gen.get_state()}
+        return {"gen": self.gen.get_state(), "degrade_gen": self.degrade_gen.get_state()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.gen.set_state(state["gen"])
+        self.degrade_gen.set_state(state["degrade_gen"])

@@ -138,6 +138,7 @@ def train(
         cfg["data"]["batch"],
         seed=cfg["seed"],
         downscale_over=cfg["data"]["downscale_over"],
+        device=device,
     )
     model = build_network(cfg["model"]).to(device)
     if cuda:
@@ -185,7 +186,6 @@ def train(
     model.train()
     while step < total:
         lq, gt = sampler.next()
-        lq, gt = lq.to(device, non_blocking=True), gt.to(device, non_blocking=True)
         if cuda:
             lq = lq.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
