@@ -21,6 +21,9 @@ from pipeline.worker import ChunkRestorer
 
 log = logging.getLogger(__name__)
 
+#: How long workers may take to start and build their networks before the job gives up.
+READY_TIMEOUT_S = 300.0
+
 
 @dataclass
 class ExecutorStats:
@@ -123,25 +126,33 @@ class RayExecutor:
                 )
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise ConfigError(f"cannot join Ray cluster at {address!r}: {exc}") from exc
-        gpus = ray.cluster_resources().get("GPU", 0.0)
+        resources = ray.cluster_resources()
+        gpus, cpus = resources.get("GPU", 0.0), int(resources.get("CPU", 1))
         use_gpu = device != "cpu" and gpus > 0
         if device == "cuda" and not use_gpu:
             raise ConfigError("execution.device is 'cuda' but the Ray cluster has no GPU")
         if use_gpu:
+            workers = num_workers or max(1, int(gpus / gpus_per_worker))
             options: dict[str, Any] = {"num_gpus": gpus_per_worker, "num_cpus": 1}
-            default_workers = max(1, int(gpus / gpus_per_worker))
+            needed = {"GPU": workers * gpus_per_worker, "CPU": workers}
         else:
-            cpus = int(ray.cluster_resources().get("CPU", 1))
-            # Torch already uses every core of a CPU worker; one actor per node avoids
-            # oversubscription on a laptop.
-            options = {"num_cpus": max(1, cpus)}
-            default_workers = 1
+            # Torch already uses every core it is given: by default one CPU actor takes
+            # them all; several split them, so a laptop is never oversubscribed.
+            workers = num_workers or 1
+            options = {"num_cpus": max(1, cpus // workers)}
+            needed = {"CPU": workers * options["num_cpus"]}
+        short = {k: v for k, v in needed.items() if v > resources.get(k, 0.0)}
+        if short:
+            raise ConfigError(
+                f"cannot place {workers} worker(s): need {needed}, cluster has "
+                f"{ {k: resources.get(k, 0.0) for k in needed} } (lower execution.num_workers)"
+            )
         self._actor_cls = ray.remote(**options, max_restarts=0)(_RestoreActor)
         self._args = (graph, out_fmt, "cuda" if use_gpu else "cpu")
         self.max_inflight = max_inflight
         self.chunk_timeout_s = chunk_timeout_s
         self.max_retries = max_retries
-        self.stats = ExecutorStats(workers=num_workers or default_workers)
+        self.stats = ExecutorStats(workers=workers)
         self._actors = [self._new_actor() for _ in range(self.stats.workers)]
         self._wait_ready()
 
@@ -149,8 +160,8 @@ class RayExecutor:
         """Fail fast, in one line, when a worker cannot even build its graph."""
         ray = _ray()
         try:
-            ray.get([a.ready.remote() for a in self._actors])
-        except ray.exceptions.RayError as exc:
+            ray.get([a.ready.remote() for a in self._actors], timeout=READY_TIMEOUT_S)
+        except (ray.exceptions.RayError, TimeoutError) as exc:
             self.close()
             raise PipelineError(f"worker setup failed: {_root_cause(exc)}") from None
 
@@ -184,7 +195,9 @@ class RayExecutor:
                 yield done.pop(next_out)
                 next_out += 1
             if not pending:
-                break
+                if exhausted:
+                    break
+                continue  # the yields above freed room: pull more chunks
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 attempt = pending.pop(ref)

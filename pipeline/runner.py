@@ -135,6 +135,8 @@ class Pipeline:
                     writer.write(chunk)
                     frames_out += len(chunk)
                     tracker.advance(len(chunk))
+                if next(chunks, None) is not None:
+                    raise PipelineError("the executor stopped before the input ended")
                 frames_in = chunks.stats.frames_decoded
                 if frames_out != frames_in:
                     raise PipelineError(f"frame count mismatch: {frames_in} in, {frames_out} out")

@@ -157,3 +157,20 @@ def test_frame_count_mismatch_is_an_error(vfr_audio_clip: str, tmp_path: Path, m
     with pytest.raises(PipelineError, match="mismatch"):
         pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "m.mp4")
     assert not (tmp_path / "m.mp4").exists()
+
+
+def test_executor_stopping_early_is_an_error(vfr_audio_clip: str, tmp_path: Path, monkeypatch):
+    """Regression: the Ray executor once ended after a retry with chunks still undecoded,
+    and the frame count check passed because it compared against frames decoded so far."""
+    from pipeline import runner
+
+    def first_two(chunks):
+        for chunk in chunks:
+            yield chunk
+            if chunk.index == 1:
+                return
+
+    monkeypatch.setattr(runner, "_in_order", first_two)
+    with pytest.raises(PipelineError, match="before the input ended"):
+        pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "e.mp4")
+    assert not (tmp_path / "e.mp4").exists()
