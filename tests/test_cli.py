@@ -1,0 +1,124 @@
+"""The CLI as a user meets it: exit codes, one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.media_factory import (
+    make_audio_only,
+    make_clip,
+    make_text_file_as_mp4,
+    make_truncated,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+PASSTHROUGH = REPO / "configs" / "passthrough.yaml"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_pipeline.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, code: int, needle: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], result.stderr
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    d = tmp_path_factory.mktemp("cli")
+    return make_clip(d / "in.mp4", width=64, height=48, frames=24, audio=True, matrix="bt709")
+
+
+def test_run_passthrough_writes_output_and_summary(clip: str, tmp_path: Path):
+    out = tmp_path / "out.mp4"
+    result = cli("run", "-c", str(PASSTHROUGH), "-i", clip, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.is_file()
+    assert "24 frames" in result.stderr
+
+
+def test_json_progress_lines_end_with_summary(clip: str, tmp_path: Path):
+    out = tmp_path / "out.mp4"
+    args = ["run", "-c", str(PASSTHROUGH), "-i", clip, "-o", str(out), "--progress", "json"]
+    result = cli(*args, "--set", "execution.chunk_frames=10")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(ln) for ln in result.stderr.splitlines() if ln.startswith("{")]
+    assert [e["frames"] for e in events if e["event"] == "progress"] == [10, 20, 24]
+    assert events[-1]["event"] == "summary" and events[-1]["frames_out"] == 24
+
+
+def test_existing_output_is_usage_error(clip: str, tmp_path: Path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    assert_clean_error(cli("run", "-c", str(PASSTHROUGH), "-i", clip, "-o", str(out)), 2, "-y")
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    "make_input, code, needle",
+    [
+        (lambda d: str(d / "missing.mp4"), 3, "missing.mp4"),
+        (lambda d: make_text_file_as_mp4(d / "text.mp4"), 3, "text.mp4"),
+        (lambda d: make_audio_only(d / "audio.m4a"), 3, "video"),
+    ],
+    ids=["missing", "text-file", "audio-only"],
+)
+def test_unreadable_inputs_exit_3(make_input, code: int, needle: str, tmp_path: Path):
+    src = make_input(tmp_path)
+    out = tmp_path / "out.mp4"
+    assert_clean_error(cli("run", "-c", str(PASSTHROUGH), "-i", src, "-o", str(out)), code, needle)
+    assert not out.exists()
+
+
+def test_truncated_input_restores_what_is_there(clip: str, tmp_path: Path):
+    src = make_truncated(clip, tmp_path / "cut.mp4", 0.6)
+    out = tmp_path / "out.mp4"
+    result = cli("run", "-c", str(PASSTHROUGH), "-i", src, "-o", str(out))
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:
+        assert out.is_file()
+    else:
+        assert_clean_error(result, 3, "cut.mp4")
+        assert not out.exists()
+
+
+def test_misspelled_key_names_key_and_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nstages: []\nexecution: {executer: inline}\n")
+    assert_clean_error(cli("validate", "-c", str(bad)), 2, "bad.yaml:3")
+
+
+def test_bad_override_is_usage_error():
+    result = cli("validate", "-c", str(PASSTHROUGH), "--set", "execution.chunk_frames=many")
+    assert_clean_error(result, 2, "chunk_frames")
+
+
+def test_missing_subcommand_is_usage_error():
+    assert_clean_error(cli(), 2, "run_pipeline.py")
+
+
+def test_probe_plan_and_models(clip: str):
+    probe = cli("probe", clip)
+    assert probe.returncode == 0, probe.stderr
+    info = json.loads(probe.stdout)
+    assert info["video"]["width"] == 64
+    plan = cli("plan", "-c", str(PASSTHROUGH), "-i", clip)
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["chunks"]["count"] == 1
+    models = cli("models")
+    assert models.returncode == 0, models.stderr
+    assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-denoise" in models.stdout
