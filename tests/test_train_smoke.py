@@ -73,3 +73,10 @@ def test_train_checkpoint_resume_and_export(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(x), ref(x), atol=2e-2)
+
+
+def test_time_limit_checkpoints_and_stops(tmp_path: Path) -> None:
+    cfg = T.load_config(_config(tmp_path, steps=50))
+    summary = T.train(cfg, tmp_path / "run", time_limit=0.0)
+    assert summary["steps"] == 1 and not summary["done"]
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 1

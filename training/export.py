@@ -39,8 +39,12 @@ def export_weights(checkpoint: Path, out: Path) -> tuple[dict[str, Any], int]:
     model.load_state_dict(ckpt["model"])
     meta = {"task": cfg["task"], "steps": str(ckpt["step"]), "preset": cfg["model"]["arch"]}
     save_weights(model, out, metadata=meta)
+    # Resuming restores the data RNG, so a resumed run equals one uninterrupted run of
+    # the same command: the card quotes that command and says it was resumed.
+    command = ckpt.get("command", "")
     record = {
-        "command": ckpt.get("command", ""),
+        "command": command.replace(" --resume", ""),
+        "resumed": "--resume" in command,
         "config": cfg,
         "steps": ckpt["step"],
         "train_seconds": round(ckpt.get("seconds", 0.0)),
@@ -82,7 +86,12 @@ def model_card(name: str, record: dict[str, Any], report: dict[str, Any], params
         "",
         "## Training",
         "",
-        f"- Command: `{record['command']}` (config `training/configs/{cfg['name']}.yaml`)",
+        f"- Command: `{record['command']}` (config `training/configs/{cfg['name']}.yaml`"
+        + (
+            "; run in pieces with `--resume`, which restores the data RNG)"
+            if record["resumed"]
+            else ")"
+        ),
         f"- Steps: {record['steps']}, batch {d['batch']}, patches {d['patch']}x{d['patch']}, "
         f"AdamW lr {o['lr']:g} (warm-up {o['warmup']}, cosine to {o['min_lr']:g}), "
         f"loss `{cfg['loss']['kind']}`.",

@@ -114,9 +114,17 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def train(
-    cfg: dict[str, Any], out_dir: Path, resume: bool = False, command: str = ""
+    cfg: dict[str, Any],
+    out_dir: Path,
+    resume: bool = False,
+    command: str = "",
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
-    """Run (or continue) one training run; return a summary (steps, final loss, time)."""
+    """Run (or continue) one training run; return a summary (steps, time).
+
+    ``time_limit`` (seconds) checkpoints and stops early, for machines lent by the
+    minute; ``resume`` then continues with the same schedule.
+    """
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     torch.manual_seed(cfg["seed"])
@@ -155,7 +163,7 @@ def train(
     step, seconds_before = 0, 0.0
     last = out_dir / "last.pt"
     if resume and last.is_file():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
+        ckpt = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         sampler.load_state_dict(ckpt["sampler"])
@@ -215,10 +223,18 @@ def train(
             log.flush()
             print(json.dumps(rec), flush=True)
             running, n_running = 0.0, 0
-        if step % cfg["checkpoint"]["every"] == 0 or step == total:
+        out_of_time = time_limit is not None and time.time() - t0 > time_limit
+        if step % cfg["checkpoint"]["every"] == 0 or step == total or out_of_time:
             checkpoint(step)
+        if out_of_time:
+            break
     log.close()
-    return {"steps": step, "seconds": time.time() - t0, "out_dir": str(out_dir)}
+    return {
+        "steps": step,
+        "done": step >= total,
+        "seconds": time.time() - t0,
+        "out_dir": str(out_dir),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,11 +244,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--smoke", action="store_true", help="a few tiny CPU steps")
     parser.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
+    parser.add_argument("--time-limit", type=float, help="checkpoint and stop after N seconds")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, smoke=args.smoke)
     out = args.out or Path("runs") / (cfg["name"] + ("-smoke" if args.smoke else ""))
     command = shlex.join(["python", "-m", "training.train", *(argv or sys.argv[1:])])
-    print(json.dumps(train(cfg, out, resume=args.resume, command=command)))
+    summary = train(cfg, out, resume=args.resume, command=command, time_limit=args.time_limit)
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
