@@ -33,6 +33,7 @@ from pipeline.probe import (
     RANGE_NAMES,
     TRANSFER_NAMES,
     MediaInfo,
+    assumed_color,
     tag_value,
 )
 
@@ -437,10 +438,32 @@ class VideoWriter:
         self._closed = True
         if self._src is not None:
             self._src.close()
+        self._check_colour_kept()
         try:
             os.replace(self.tmp_path, self.dst)
         except OSError as exc:
             raise OutputError(f"cannot move output into place at {self.dst}: {exc}") from None
+
+    def _check_colour_kept(self) -> None:
+        """Warn when the file lost the colour tags (AVI with FFV1, say) and a player's
+        guess for untagged video would show other colours than the source's."""
+        color = self.fmt.color
+        try:
+            with av.open(self.tmp_path, "r") as written:
+                frame = next(written.decode(video=0), None)
+        except (av.FFmpegError, OSError):
+            return  # nothing to learn; the file was written without errors
+        if frame is None:
+            return
+        matrix = MATRIX_NAMES.get(int(frame.colorspace)) or assumed_color(self.fmt.height)[0]
+        color_range = RANGE_NAMES.get(int(frame.color_range), "tv")
+        same_601 = {matrix, color.matrix} <= {"smpte170m", "bt470bg"}
+        if (matrix != color.matrix and not same_601) or color_range != color.range:
+            _warn(
+                f"{self._out.format.name} with {self._stream.codec_context.name} lost the colour "
+                f"tags ({color.matrix}, range {color.range}); players will assume {matrix}, "
+                f"range {color_range}"
+            )
 
     def abort(self) -> None:
         """Close without finishing and remove the partial file (errors are irrelevant now)."""

@@ -159,7 +159,7 @@ def transport_pix_fmt(source_pix_fmt: str) -> str:
     return layout + suffix
 
 
-def _assumed_color(height: int) -> tuple[str, str, str]:
+def assumed_color(height: int) -> tuple[str, str, str]:
     """Matrix, primaries, transfer a player would assume for untagged video of this height."""
     if height >= 720:
         return "bt709", "bt709", "bt709"
@@ -170,7 +170,7 @@ def _color_info(
     path: str, source_pix_fmt: str, height: int, tagged: dict[str, int], is_rgb: bool
 ) -> ColorInfo:
     """Colour description of the transport frames; defaults are chosen (and warned) per field."""
-    matrix, primaries, transfer = _assumed_color(height)
+    matrix, primaries, transfer = assumed_color(height)
     guessed: list[str] = []
     got_matrix = MATRIX_NAMES.get(tagged["colorspace"])
     got_range = RANGE_NAMES.get(tagged["color_range"])
