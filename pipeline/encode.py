@@ -36,6 +36,7 @@ from pipeline.probe import (
     assumed_color,
     tag_value,
 )
+from pipeline.streaming import DEFAULT_STREAM_FORMAT, STDOUT_URL, is_stdio
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +233,14 @@ class VideoWriter:
         self.frames_written = 0
         self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
         self.time_base = src.video.time_base
-        head, name = os.path.split(os.path.abspath(self.dst))
-        stem, ext = os.path.splitext(name)
-        self.tmp_path = os.path.join(head, f".{stem}.partial{ext}")
+        self.streaming = is_stdio(self.dst)
+        if self.streaming:  # standard output: nothing to rename, nothing to remove
+            self.tmp_path = STDOUT_URL
+            container_format = container_format or DEFAULT_STREAM_FORMAT
+        else:
+            head, name = os.path.split(os.path.abspath(self.dst))
+            stem, ext = os.path.splitext(name)
+            self.tmp_path = os.path.join(head, f".{stem}.partial{ext}")
         try:
             self._out = av.open(self.tmp_path, "w", format=container_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
@@ -438,6 +444,8 @@ class VideoWriter:
         self._closed = True
         if self._src is not None:
             self._src.close()
+        if self.streaming:
+            return
         self._check_colour_kept()
         try:
             os.replace(self.tmp_path, self.dst)
@@ -472,8 +480,9 @@ class VideoWriter:
             if container is not None:
                 with contextlib.suppress(Exception):
                     container.close()
-        with contextlib.suppress(OSError):
-            os.remove(self.tmp_path)
+        if not self.streaming:
+            with contextlib.suppress(OSError):
+                os.remove(self.tmp_path)
 
     def __enter__(self) -> VideoWriter:
         return self

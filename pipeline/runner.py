@@ -23,6 +23,7 @@ from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import ProgressCallback, ProgressTracker
+from pipeline.streaming import is_stdio, spooled_input
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +104,20 @@ class Pipeline:
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> RunSummary:
-        """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded."""
-        dst = Path(dst)
-        if dst.exists() and not overwrite:
-            raise OutputError(f"{dst} exists (use -y to overwrite)")
-        if not dst.parent.is_dir():
-            raise OutputError(f"output folder {dst.parent} does not exist")
+        """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded.
+
+        ``"-"`` reads standard input or writes standard output (``pipeline.streaming``).
+        """
+        if not is_stdio(dst):
+            dst = Path(dst)
+            if dst.exists() and not overwrite:
+                raise OutputError(f"{dst} exists (use -y to overwrite)")
+            if not dst.parent.is_dir():
+                raise OutputError(f"output folder {dst.parent} does not exist")
+        with spooled_input(src) as path:
+            return self._run(path, dst, on_progress)
+
+    def _run(self, src: str, dst: str | Path, on_progress: ProgressCallback | None) -> RunSummary:
         info = probe(src)
         graph = StageGraph.from_config(self.config)
         out_fmt = self.output_format(info, graph)
