@@ -1,0 +1,128 @@
+"""Throughput of the whole pipeline against the network alone and a naive frame loop,
+measured in one run so the ratios are comparable.
+
+    python -m benchmarks.throughput [--model lcdnet-s] [--size 320x240] [--frames 48]
+
+- model-only: the network's forward on frames already in memory (upper bound);
+- naive loop: PyAV decode -> rgb24 -> network -> from_ndarray -> encode, one frame at a
+  time, no tiling, no chunking (what a quick script does);
+- pipeline inline / ray: ``Pipeline.run`` with the same network, tiled.
+Prints a table and writes benchmarks/results/throughput.json. On a GPU pass
+``--device cuda`` and real sizes (e.g. ``--size 1920x1080 --model lcdnet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from models.zoo import build_arch  # noqa: E402
+from models.checkpoint import save_weights  # noqa: E402
+from pipeline.config import parse_config  # noqa: E402
+from pipeline.runner import Pipeline  # noqa: E402
+from tests.media_factory import make_clip  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def model_only(net: torch.nn.Module, frames: int, h: int, w: int, device: str) -> float:
+    x = torch.rand(1, 3, h, w, device=device)
+    with torch.inference_mode():
+        net(x)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(frames):
+            net(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+    return frames / (time.perf_counter() - t0)
+
+
+def naive_loop(net: torch.nn.Module, src: Path, dst: Path, device: str) -> float:
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
+        for frame in inp.decode(vin):
+            rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).to(device)
+            x = rgb.permute(2, 0, 1)[None].float() / 255
+            with torch.inference_mode():
+                y = net(x).clamp(0, 1)
+            arr = (y[0].permute(1, 2, 0) * 255 + 0.5).byte().cpu().numpy()
+            out.mux(vout.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), "rgb24")))
+            n += 1
+        out.mux(vout.encode(None))
+    return n / (time.perf_counter() - t0)
+
+
+def pipeline_fps(weights: Path, src: Path, dst: Path, executor: str, device: str) -> float:
+    yaml_text = f"""version: 1
+stages:
+  - {{id: net, type: restore, model: '{weights}', tile: {{size: 256, overlap: 32}}}}
+output: {{codec: libx264, crf: 18, preset: medium}}
+execution: {{executor: {executor}, chunk_frames: 8, max_inflight_chunks: 4, device: {device}}}
+"""
+    summary = Pipeline(parse_config(yaml_text, "bench.yaml")).run(src, dst, overwrite=True)
+    return summary.fps
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="lcdnet-s", help="architecture preset (random weights)")
+    p.add_argument("--size", default="320x240")
+    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--executors", nargs="+", default=["inline", "ray"])
+    args = p.parse_args(argv)
+    width, height = map(int, args.size.split("x"))
+    net = build_arch(args.model).eval().to(args.device)
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        weights = save_weights(net, tmp / f"{args.model}.safetensors", arch=args.model)
+        src = Path(
+            make_clip(
+                tmp / "src.mp4",
+                width=width,
+                height=height,
+                frames=args.frames,
+                matrix="bt709",
+                options={"preset": "ultrafast"},
+            )
+        )
+        results["model-only"] = model_only(net, min(args.frames, 16), height, width, args.device)
+        results["naive loop"] = naive_loop(net, src, tmp / "naive.mp4", args.device)
+        for executor in args.executors:
+            results[f"pipeline {executor}"] = pipeline_fps(
+                weights, src, tmp / f"{executor}.mp4", executor, args.device
+            )
+    base = results["model-only"]
+    print(f"{args.model} {args.size} on {args.device}, {args.frames} frames")
+    print(f"{'path':18} {'fps':>8} {'vs model-only':>14}")
+    for name, fps in results.items():
+        print(f"{name:18} {fps:>8.2f} {fps / base:>14.2f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    record = {
+        **vars(args),
+        "fps": results,
+        "ratio_to_model_only": {k: v / base for k, v in results.items()},
+    }
+    out = RESULTS / f"throughput_{args.device}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
