@@ -119,7 +119,7 @@ class ChunkReader:
     def _frames(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in presentation order, skipping packets the decoder rejects."""
         try:
-            container = av.open(self.info.path, "r")
+            container = av.open(self.info.path, "r", metadata_errors="replace")
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"cannot reopen {self.info.path} for decoding: {exc}") from None
         try:

@@ -308,7 +308,7 @@ class VideoWriter:
 
     def _add_other_streams(self) -> None:
         try:
-            self._src = av.open(self.src.path, "r")
+            self._src = av.open(self.src.path, "r", metadata_errors="replace")
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"cannot reopen {self.src.path} to copy streams: {exc}") from None
         fmt_name = self._out.format.name
@@ -336,7 +336,7 @@ class VideoWriter:
                 with contextlib.suppress(AttributeError, ValueError):
                     out_stream.disposition = source.disposition
                 self._copies[info.index] = out_stream
-            elif info.type == "audio":
+            elif info.type == "audio" and info.codec is not None:
                 codec = self._out.default_audio_codec
                 if codec in ("opus", "vorbis") and "lib" + codec in av.codecs_available:
                     codec = "lib" + codec

@@ -276,7 +276,7 @@ def _other_stream(stream: Any) -> StreamInfo | None:
         time_base=stream.time_base,
         metadata=dict(stream.metadata),
     )
-    if kind == "audio":
+    if kind == "audio" and cc is not None:
         info.sample_rate = cc.sample_rate
         info.channels = cc.channels
     if kind == "attachment":
@@ -294,7 +294,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     if not os.access(path, os.R_OK):
         raise InputError(f"input is not readable (permissions): {path}")
     try:
-        container = av.open(path, "r")
+        # Damaged tags are not worth failing over: undecodable bytes become U+FFFD.
+        container = av.open(path, "r", metadata_errors="replace")
     except av.FFmpegError as exc:
         raise InputError(f"not a readable media file: {path} ({_reason(exc)})") from None
     except OSError as exc:
@@ -316,6 +317,8 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         raise InputError(f"no video stream in {path}")
     stream = container.streams.video[0]
     cc = stream.codec_context
+    if cc is None:
+        raise InputError(f"unsupported video codec in {path} (no decoder for it)")
     width, height = int(cc.width or 0), int(cc.height or 0)
     if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
         raise InputError(f"implausible frame size {width}x{height} in {path}")
