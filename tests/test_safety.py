@@ -1,0 +1,83 @@
+"""Safety: a config cannot run code, a checkpoint cannot run code, and the Ray client
+connects only where it is told."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import CheckpointError, read_state_dict
+from pipeline import executors
+from pipeline.config import parse_config
+from pipeline.errors import ConfigError
+from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.graph import StageGraph
+
+PASSTHROUGH = "version: 1\nstages: []\nexecution: {executor: inline}\n"
+
+
+def test_python_object_tags_are_rejected(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    text = PASSTHROUGH + f'extra: !!python/object/apply:os.system ["touch {marker}"]\n'
+    with pytest.raises(ConfigError):
+        parse_config(text, "evil.yaml")
+    assert not marker.exists()
+
+
+def test_override_values_are_parsed_safely(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(ConfigError):
+        parse_config(
+            PASSTHROUGH, "x.yaml", [f"output.crf=!!python/object/apply:os.system [touch {marker}]"]
+        )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("stage_type", ["os.system", "subprocess:run", "builtins.eval"])
+def test_a_stage_type_cannot_name_a_module(stage_type: str):
+    text = f"version: 1\nstages: [{{id: x, type: '{stage_type}'}}]\n"
+    with pytest.raises(ConfigError, match="unknown"):
+        parse_config(text, "evil.yaml")
+
+
+class _Payload:
+    """Pickles to a call that creates a file: what a malicious .pth would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_code_in_a_checkpoint_is_refused_without_running(tmp_path: Path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "x": _Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="weights-only"):
+        read_state_dict(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("address", [None, "ray://head.example:10001"])
+def test_ray_connects_only_where_told(monkeypatch, address):
+    """No address: ray.init(address=None) starts a local instance, never 'auto'."""
+    import ray
+
+    calls: list[dict] = []
+
+    def fake_init(**kwargs):
+        calls.append(kwargs)
+        raise ConnectionError("stop here")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    fmt = VideoFormat(64, 48, "yuv420p", ColorInfo())
+    graph = StageGraph.from_config(parse_config(PASSTHROUGH, "x.yaml"))
+    with pytest.raises(ConfigError, match="cannot join Ray cluster"):
+        executors.RayExecutor(graph, fmt, address=address)
+    assert [c["address"] for c in calls] == [address]
