@@ -117,8 +117,10 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             try:
+                # "local" starts a private instance and ignores RAY_ADDRESS: the client
+                # connects only where the config or the CLI says.
                 ray.init(
-                    address=address,
+                    address=address or "local",
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level=logging.ERROR,
