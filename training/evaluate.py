@@ -22,7 +22,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,28 +127,36 @@ def classical_baselines(task: str, sigma: float) -> dict[str, Restorer]:
 
 
 # --------------------------------------------------------------------------- data
-def eval_sets(
-    task: str, sigma: float = 25 / 255, limit: int | None = None
-) -> Iterator[tuple[str, list[tuple[Tensor, Tensor]]]]:
-    """Named lists of ``(degraded, clean)`` pairs; synthetic ones seeded per image."""
-    kodak = heldout_photos("kodak24")[:limit]
+def set_names(task: str, sigma: float = 25 / 255) -> list[str]:
+    """The measurement sets of a task, in report order."""
     if task == "derain":
-        for name in ("rain12", "rain100l-10"):
-            pairs = derain_pairs(name)[:limit]
-            yield name, [(load_photo(r), load_photo(c)) for r, c in pairs]
-        yield "kodak24-synth-rain", [_synth(p, "derain", i) for i, p in enumerate(kodak)]
-    elif task in ("deblur", "defocus"):
-        yield f"kodak24-synth-{task}", [_synth(p, task, i) for i, p in enumerate(kodak)]
-    elif task == "denoise":
-        for name, photos in (("cbsd68-44", heldout_photos("cbsd68")[:limit]), ("kodak24", kodak)):
-            pairs = []
-            for i, p in enumerate(photos):
-                clean = load_photo(p)
-                gen = torch.Generator().manual_seed(1000 + i)
-                pairs.append((quantize8(gaussian_noise(clean, sigma, gen)), clean))
-            yield f"{name}-sigma{round(sigma * 255):g}", pairs
-    else:
-        raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+        return ["rain12", "rain100l-10", "kodak24-synth-rain"]
+    if task in ("deblur", "defocus"):
+        return [f"kodak24-synth-{task}"]
+    if task == "denoise":
+        level = f"sigma{round(sigma * 255):g}"
+        return [f"cbsd68-44-{level}", f"kodak24-{level}"]
+    raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+
+
+def eval_pairs(
+    task: str, name: str, sigma: float = 25 / 255, limit: int | None = None
+) -> list[tuple[Tensor, Tensor]]:
+    """``(degraded, clean)`` pairs of one set; synthetic ones are seeded per image."""
+    if name in ("rain12", "rain100l-10"):
+        return [(load_photo(r), load_photo(c)) for r, c in derain_pairs(name)[:limit]]
+    if name.startswith("kodak24-synth-"):
+        kodak = heldout_photos("kodak24")[:limit]
+        return [_synth(p, task, i) for i, p in enumerate(kodak)]
+    if task == "denoise":
+        photos = heldout_photos("cbsd68" if name.startswith("cbsd68") else "kodak24")[:limit]
+        pairs = []
+        for i, p in enumerate(photos):
+            clean = load_photo(p)
+            gen = torch.Generator().manual_seed(1000 + i)
+            pairs.append((quantize8(gaussian_noise(clean, sigma, gen)), clean))
+        return pairs
+    raise ValueError(f"unknown set {name!r} for task {task!r}")
 
 
 def _synth(path: Path, task: str, index: int) -> tuple[Tensor, Tensor]:
@@ -223,15 +231,21 @@ def evaluate(
     sigma: float = 25 / 255,
     limit: int | None = None,
     video: bool = False,
+    sets: list[str] | None = None,
     device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """All measurements for one task; ``model=None`` measures only input and baselines."""
+    """All measurements for one task (or only ``sets``); ``model=None`` measures only
+    the input and the classical baselines."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     methods = classical_baselines(task, sigma)
     if model is not None:
         methods["model"] = model_restorer(model, device)
-    sets = {name: measure_set(pairs, methods) for name, pairs in eval_sets(task, sigma, limit)}
-    for res in sets.values():
+    results = {
+        name: measure_set(eval_pairs(task, name, sigma, limit), methods)
+        for name in set_names(task, sigma)
+        if sets is None or name in sets
+    }
+    for res in results.values():
         base = [k for k in methods if k != "model"]
         best = max(base, key=lambda k: res[k]["psnr_y"])
         res["best_classical"] = {"method": best, "psnr_y": res[best]["psnr_y"]}
@@ -240,7 +254,7 @@ def evaluate(
                 "vs_input": round(res["model"]["psnr_y"] - res["input"]["psnr_y"], 3),
                 "vs_best_classical": round(res["model"]["psnr_y"] - res[best]["psnr_y"], 3),
             }
-    out: dict[str, Any] = {"task": task, "sets": sets}
+    out: dict[str, Any] = {"task": task, "sets": results}
     if video and model is not None:
         out["video"] = measure_video(task, methods["model"])
     return out
@@ -254,6 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--sigma", type=float, default=25.0, help="denoise sigma (8-bit units)")
     parser.add_argument("--limit", type=int, help="at most N images per set (quick checks)")
+    parser.add_argument("--sets", nargs="+", help="only these sets (default: all of the task)")
     parser.add_argument("--video", action="store_true", help="also measure flicker on clips")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
     parser.add_argument("--json", type=Path, help="write the report here")
@@ -262,7 +277,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     model = load_model(args.model, args.arch) if args.model else None
     t0 = time.time()
-    report = evaluate(model, args.task, sigma=args.sigma / 255, limit=args.limit, video=args.video)
+    report = evaluate(
+        model,
+        args.task,
+        sigma=args.sigma / 255,
+        limit=args.limit,
+        video=args.video,
+        sets=args.sets,
+    )
     report = {
         "model": args.model,
         "command": shlex.join(["python", "-m", "training.evaluate", *(argv or sys.argv[1:])]),

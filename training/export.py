@@ -73,7 +73,9 @@ def _row(label: str, m: dict[str, Any]) -> str:
     )
 
 
-def model_card(name: str, record: dict[str, Any], report: dict[str, Any], params: int) -> str:
+def model_card(
+    name: str, record: dict[str, Any], report: dict[str, Any], params: int, note: str = ""
+) -> str:
     """The Markdown card: what it is, how it was trained, what it measures."""
     cfg = record["config"]
     d, o = cfg["data"], cfg["optim"]
@@ -102,6 +104,7 @@ def model_card(name: str, record: dict[str, Any], report: dict[str, Any], params
         "halved (INTER_AREA), degraded on the fly by `training.degrade` "
         f"(`{cfg['task']}`). The val/ pairs were never used for training or tuning.",
         "- Weights: fp16 safetensors (loaded into fp32).",
+        *([f"- Note: {note}"] if note else []),
         "",
         "## Measured",
         "",
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--video", action="store_true", help="also measure video flicker")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--note", default="", help="a remark for the card (run history)")
     args = parser.parse_args(argv)
     weights = args.out_dir / f"{args.name}.safetensors"
     record, params = export_weights(args.checkpoint, weights)
@@ -162,12 +166,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "weights": weights.name,
         "params": params,
         "export_command": export_cmd,
-        "training": record,
+        "training": {**record, "note": args.note},
         "metrics": summarize(report),
         "evaluation": report,
     }
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(model_card(args.name, record, report, params))
+    (args.out_dir / f"{args.name}.md").write_text(
+        model_card(args.name, record, report, params, args.note)
+    )
     return result
 
 
