@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,3 +54,13 @@ def float32_region(x: torch.Tensor) -> contextlib.AbstractContextManager:
     if torch.amp.is_autocast_available(x.device.type):
         return torch.autocast(x.device.type, enabled=False)
     return contextlib.nullcontext()
+
+
+def constructor_config(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A network's constructor arguments (from ``locals()``) as plain data, so checkpoints
+    can store it and ``create_model`` can rebuild the same network."""
+    return {
+        k: list(v) if isinstance(v, tuple | list) else v
+        for k, v in arguments.items()
+        if k not in ("self", "__class__")
+    }

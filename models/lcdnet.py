@@ -15,7 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import float32_region, image_pyramid, pad_same, pad_to_multiple, scaled_size
+from models.common import (
+    constructor_config,
+    float32_region,
+    image_pyramid,
+    pad_same,
+    pad_to_multiple,
+    scaled_size,
+)
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 
@@ -282,11 +289,7 @@ class LCDNet(nn.Module):
         size_multiple: int = 8,
     ) -> None:
         super().__init__()
-        self.config: dict[str, Any] = {
-            k: list(v) if isinstance(v, tuple | list) else v
-            for k, v in locals().items()
-            if k not in ("self", "__class__")
-        }
+        self.config = constructor_config(locals())
         scales = len(enc_depths)
         if len(dec_depths) != scales - 1:
             raise ValueError("dec_depths needs one entry per scale above the bottleneck")

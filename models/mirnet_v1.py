@@ -11,13 +11,13 @@ count (about 31.8 M) is below the state dict's value count (42.3 M).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import pad_to_multiple
+from models.common import constructor_config, pad_to_multiple
 
 
 def _conv(cin: int, cout: int, k: int, bias: bool, stride: int = 1) -> nn.Conv2d:
@@ -267,9 +267,7 @@ class MIRNetV1(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        self.config: dict[str, Any] = {
-            k: v for k, v in locals().items() if k not in ("self", "__class__")
-        }
+        self.config = constructor_config(locals())
         self.size_multiple = 2 ** (height - 1)
         self.conv_in = _conv(in_channels, n_feat, 3, bias)
         self.body = nn.Sequential(*(RRG(n_feat, n_msrb, height, width, bias) for _ in range(n_rrg)))

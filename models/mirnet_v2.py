@@ -10,13 +10,13 @@ blocks twice (the same modules), with selective fusion between streams in betwee
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import pad_to_multiple
+from models.common import constructor_config, pad_to_multiple
 
 _SLOPE = 0.2  # LeakyReLU negative slope used throughout v2
 
@@ -192,11 +192,7 @@ class MIRNetV2(nn.Module):
         task: str | None = None,
     ) -> None:
         super().__init__()
-        self.config: dict[str, Any] = {
-            k: list(v) if isinstance(v, tuple | list) else v
-            for k, v in locals().items()
-            if k not in ("self", "__class__")
-        }
+        self.config = constructor_config(locals())
         self.size_multiple = 4
         self.feature_skip = task == "defocus_deblurring"
         self.conv_in = nn.Conv2d(in_channels, n_feat, 3, padding=1, bias=bias)
