@@ -226,9 +226,11 @@ class VideoWriter:
         codec: str = "libx264",
         options: dict[str, str] | None = None,
         container_format: str | None = None,
-        copy_streams: bool = True,
+        drop: frozenset[str] = frozenset(),
     ) -> None:
+        """``drop``: stream types ("audio", "subtitle", ...) not to carry across."""
         self.dst = os.fspath(dst)
+        self.drop = drop
         self.src = src
         self.frames_written = 0
         self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
@@ -263,7 +265,7 @@ class VideoWriter:
             self._out.metadata.update(_fresh(src.metadata))
             if src.chapters:
                 self._out.set_chapters(src.chapters)
-            if copy_streams and src.other_streams:
+            if any(s.type not in drop for s in src.other_streams):
                 self._add_other_streams()
         except Exception:
             self.abort()
@@ -315,6 +317,9 @@ class VideoWriter:
         for info in self.src.other_streams:
             source = self._src.streams[info.index]
             label = f"stream #{info.index} ({info.type} {info.codec})"
+            if info.type in self.drop:
+                log.info("%s: dropped as the config asks", label)
+                continue
             if info.type == "attachment":
                 if "matroska" in fmt_name:
                     self._out.add_attachment(

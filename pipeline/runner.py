@@ -72,6 +72,11 @@ class Pipeline:
             options.setdefault("preset", str(out.preset))
         return options
 
+    def dropped_stream_types(self) -> frozenset[str]:
+        out = self.config.output
+        modes = {"audio": out.audio, "subtitle": out.subtitles}
+        return frozenset(kind for kind, mode in modes.items() if mode == "drop")
+
     def plan(self, src: str | os.PathLike) -> dict[str, Any]:
         """Dry run: what would happen, without decoding a frame."""
         from pipeline.planning import describe_plan
@@ -139,7 +144,7 @@ class Pipeline:
                     codec=self.config.output.codec,
                     options=self.encoder_options(),
                     container_format=self.config.output.format,
-                    copy_streams=self.config.output.audio == "copy",
+                    drop=self.dropped_stream_types(),
                 ) as writer,
             ):
                 for chunk in _in_order(executor.map(chunks)):

@@ -335,9 +335,10 @@ def test_attachment_dropped_from_mp4_with_warning(tmp_path):
     assert len(out.chapters) == 2
 
 
-def test_copy_streams_false_writes_video_only(tmp_path):
+def test_dropping_every_other_stream_type_writes_video_only(tmp_path):
     src = make_clip(tmp_path / "src.mkv", audio=True, subtitles=True)
-    _, out = transcode(src, tmp_path / "out.mkv", "libx264", copy_streams=False)
+    drop = frozenset({"audio", "subtitle"})
+    _, out = transcode(src, tmp_path / "out.mkv", "libx264", drop=drop)
     assert out.other_streams == []
 
 

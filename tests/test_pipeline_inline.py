@@ -112,6 +112,15 @@ def test_subtitles_are_copied_in_matroska(tmp_path: Path):
     assert packets(out, "subtitle") == packets(clip, "subtitle")
 
 
+@pytest.mark.parametrize("drop", ["audio", "subtitles"])
+def test_streams_can_be_dropped_on_request(drop: str, tmp_path: Path):
+    clip = make_clip(tmp_path / "subs.mkv", frames=4, subtitles=True, audio=True)
+    out = tmp_path / "out.mkv"
+    pipeline(PASSTHROUGH, f"output.{drop}=drop").run(clip, out)
+    kept = {"audio": {"video": 1, "subtitle": 1}, "subtitles": {"video": 1, "audio": 1}}[drop]
+    assert video_facts(out)["streams"] == kept
+
+
 def test_resize_changes_output_size(vfr_audio_clip: str, tmp_path: Path):
     out = tmp_path / "half.mp4"
     yaml_text = PASSTHROUGH.replace("stages: []", "stages: [{id: half, type: resize, scale: 0.5}]")
