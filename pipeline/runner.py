@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import PipelineConfig, config_hash, dump_resolved, load_config
+from pipeline.config import PipelineConfig, load_config
 from pipeline.decode import iter_chunks
 from pipeline.encode import VideoWriter, pick_output_format
 from pipeline.errors import OutputError, PipelineError
@@ -85,9 +85,10 @@ class Pipeline:
         graph = StageGraph.from_config(self.config)
         return describe_plan(self.config, info, graph, self.output_format(info, graph))
 
-    def _executor(self, graph: StageGraph, out_fmt: VideoFormat):
+    def _executor(self, graph: StageGraph, out_fmt: VideoFormat) -> InlineExecutor | RayExecutor:
+        """A graph with no stage runs inline: Ray would only copy frames through its store."""
         ex = self.config.execution
-        if ex.executor == "inline":
+        if ex.executor == "inline" or graph.is_identity:
             return InlineExecutor(graph, out_fmt, ex.device)
         return RayExecutor(
             graph,
@@ -171,9 +172,6 @@ class Pipeline:
             retries=executor.stats.retries,
             workers=executor.stats.workers,
         )
-
-    def describe(self) -> dict[str, Any]:
-        return {"config_hash": config_hash(self.config), "config": dump_resolved(self.config)}
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
