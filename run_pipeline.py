@@ -2,7 +2,7 @@
 """Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
-3 unreadable input, 4 failed but resumable, 130 interrupted.
+3 unreadable input, 130 interrupted (4 is reserved for resumable failures).
 """
 
 from __future__ import annotations

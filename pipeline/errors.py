@@ -25,9 +25,3 @@ class OutputError(PipelineError):
     """The output cannot be written (exists without -y, disk full, bad path)."""
 
     exit_code = 2
-
-
-class ResumableError(PipelineError):
-    """The job failed part-way; its work directory allows a resume."""
-
-    exit_code = 4

@@ -122,3 +122,30 @@ def test_probe_plan_and_models(clip: str):
     models = cli("models")
     assert models.returncode == 0, models.stderr
     assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-denoise" in models.stdout
+
+
+def test_interrupt_exits_130_and_leaves_nothing(tmp_path: Path):
+    import signal
+
+    src = make_clip(tmp_path / "long.mp4", width=64, height=48, frames=240)
+    graph = tmp_path / "slow.yaml"
+    graph.write_text(
+        "version: 1\nstages: [{id: m, type: median, kernel: 15}]\n"
+        "execution: {executor: inline, chunk_frames: 2}\n"
+    )
+    out = tmp_path / "out.mp4"
+    args = ["run", "-c", str(graph), "-i", src, "-o", str(out), "--progress", "json"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run_pipeline.py"), *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    for line in proc.stderr:
+        if line.startswith('{"event": "progress"'):
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "Traceback" not in rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "slow.yaml"]
