@@ -30,7 +30,6 @@ execution: {{executor: {executor}, chunk_frames: 16, max_inflight_chunks: 4}}
 
 
 def make_source(path: Path, seconds: int, width: int, height: int, fps: int) -> None:
-    sys.path.insert(0, str(REPO))
     from tests.media_factory import make_clip
 
     make_clip(

@@ -24,15 +24,13 @@ import av
 import numpy as np
 import torch
 
+from models.checkpoint import save_weights
+from models.zoo import build_arch
+from pipeline.config import parse_config
+from pipeline.runner import Pipeline
+from tests.media_factory import make_clip
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from models.zoo import build_arch  # noqa: E402
-from models.checkpoint import save_weights  # noqa: E402
-from pipeline.config import parse_config  # noqa: E402
-from pipeline.runner import Pipeline  # noqa: E402
-from tests.media_factory import make_clip  # noqa: E402
-
 RESULTS = REPO / "benchmarks" / "results"
 
 
