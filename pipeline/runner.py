@@ -116,6 +116,9 @@ class Pipeline:
         """
         if not is_stdio(dst):
             dst = Path(dst)
+            if not is_stdio(src) and _same_file(src, dst):
+                # Even with -y: the input is still being read when the output replaces it.
+                raise OutputError(f"{dst} is the input file; write the output elsewhere")
             if dst.exists() and not overwrite:
                 raise OutputError(f"{dst} exists (use -y to overwrite)")
             if not dst.parent.is_dir():
@@ -172,6 +175,14 @@ class Pipeline:
             retries=executor.stats.retries,
             workers=executor.stats.workers,
         )
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file (through links and ``..`` too); False if one is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

@@ -138,6 +138,22 @@ def test_existing_output_needs_overwrite(vfr_audio_clip: str, tmp_path: Path):
     assert len(video_facts(out)["pts"]) == 20
 
 
+def test_output_that_is_the_input_is_refused_even_with_overwrite(
+    vfr_audio_clip: str, tmp_path: Path
+):
+    """Regression: ``-o`` naming the input with ``-y`` replaced the user's original."""
+    src = tmp_path / "src.mp4"
+    src.write_bytes(Path(vfr_audio_clip).read_bytes())
+    (tmp_path / "link.mp4").symlink_to(src)
+    original = src.read_bytes()
+    for dst in (src, tmp_path / "sub" / ".." / "src.mp4", tmp_path / "link.mp4"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(OutputError, match="is the input"):
+            pipeline(PASSTHROUGH).run(src, dst, overwrite=True)
+    assert src.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.mp4", "src.mp4", "sub"]
+
+
 def test_failure_leaves_nothing_under_the_output_name(vfr_audio_clip: str, tmp_path: Path):
     out = tmp_path / "failed.mp4"
     yaml_text = PASSTHROUGH.replace(
