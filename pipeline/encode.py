@@ -56,6 +56,8 @@ STALE_METADATA = {
     "_statistics_writing_date_utc",
     "bps",
 }
+#: Video encoders named in the hint when the container cannot hold the chosen one.
+COMMON_VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks")
 #: Text subtitle codecs whose events ``_SubtitleConverter`` can read.
 TEXT_SUBTITLES = {"subrip", "text", "ass", "ssa", "mov_text", "webvtt"}
 #: Text subtitle codecs it can write, in order of preference.
@@ -274,7 +276,15 @@ class VideoWriter:
     # -- setup ------------------------------------------------------------------------
     def _add_video(self, codec: str, options: dict[str, str]) -> Any:
         rate = self.src.video.avg_rate or Fraction(25)
-        stream = self._out.add_stream(codec, rate=rate, options=dict(options))
+        try:
+            stream = self._out.add_stream(codec, rate=rate, options=dict(options))
+        except ValueError as exc:  # the container has no tag for this codec (libx264 in webm)
+            fits = [c for c in COMMON_VIDEO_ENCODERS if c in self._out.supported_codecs]
+            hint = f"; it takes {', '.join(fits)}" if fits else ""
+            raise ConfigError(
+                f"{self._out.format.name} cannot hold {codec} video ({exc}): set output.codec "
+                f"or pick another container{hint}"
+            ) from None
         stream.width, stream.height = self.fmt.width, self.fmt.height
         stream.pix_fmt = self.fmt.pix_fmt
         stream.time_base = self.time_base

@@ -302,6 +302,14 @@ def test_mov_text_from_mp4_into_mkv_becomes_subrip(tmp_path):
     assert subtitle_texts(tmp_path / "out.mkv") == [text for _, _, text in SUBTITLE_EVENTS]
 
 
+def test_video_codec_the_container_cannot_hold_is_a_config_error(tmp_path):
+    """Regression: libx264 into .webm was a bare ValueError (CLI: internal error, exit 1)."""
+    src = make_clip(tmp_path / "src.mp4", frames=4)
+    with pytest.raises(ConfigError, match=r"webm cannot hold libx264.*libvpx-vp9"):
+        transcode(src, tmp_path / "out.webm", "libx264")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.mp4"]
+
+
 def test_aac_into_webm_is_transcoded_with_warning(tmp_path):
     src = make_clip(tmp_path / "src.mp4", audio=True, frames=24)
     with pytest.warns(UserWarning, match="transcoding to libopus"):
