@@ -85,13 +85,15 @@ def planes_to_frame(planes: Sequence[np.ndarray], pix_fmt: str) -> av.VideoFrame
 
 
 @lru_cache(maxsize=64)
-def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str) -> bool:
-    """Whether ``codec`` opens at this size and pixel format (odd 4:2:0, 8-bit-only builds)."""
+def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str, color_range: str) -> bool:
+    """Whether ``codec`` opens at this size, pixel format and range (odd 4:2:0, 8-bit-only
+    builds, MJPEG's full range only)."""
     try:
         cc = av.CodecContext.create(codec, "w")
     except (av.FFmpegError, ValueError) as exc:
         raise ConfigError(f"unknown video encoder {codec!r}") from exc
     cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    cc.color_range = tag_value(RANGE_NAMES, color_range)
     cc.time_base = Fraction(1, 25)
     if codec == "libx265":
         cc.options = {"x265-params": "log-level=none"}
@@ -128,7 +130,7 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
         key=lambda f: _layout_distance(wanted, f),
     )
     for candidate in candidates:
-        if _encoder_accepts(codec, src_fmt.width, src_fmt.height, candidate):
+        if _encoder_accepts(codec, src_fmt.width, src_fmt.height, candidate, src_fmt.color.range):
             if candidate != wanted:
                 message = (
                     f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
@@ -138,7 +140,8 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
                 log.warning(message)
             return replace(src_fmt, pix_fmt=candidate)
     raise ConfigError(
-        f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height}"
+        f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height} "
+        f"in range {src_fmt.color.range}"
     )
 
 

@@ -162,6 +162,16 @@ def test_pick_output_format_rejects_unknowns():
         pick_output_format(fmt, "libx264", "rgb24")
 
 
+def test_full_range_source_can_be_written_as_mjpeg(tmp_path):
+    """Regression: the encoder check opened MJPEG in limited range, which it refuses, so
+    no pixel format fitted and a full-range MJPEG clip could not be written as MJPEG."""
+    src = make_clip(tmp_path / "src.avi", codec="mjpeg", pix_fmt="yuvj420p", frames=4)
+    info, out = transcode(src, tmp_path / "out.avi", "mjpeg")
+    assert (out.video.codec, out.video.source_pix_fmt) == ("mjpeg", "yuvj420p")
+    assert out.video.fmt.color.range == "pc"
+    assert psnr(planes_and_pts(info)[0][0], planes_and_pts(out)[0][0], 255) > 30
+
+
 def test_10bit_to_8bit_only_encoder_converts_depth(tmp_path):
     src = make_clip(tmp_path / "src.mkv", pix_fmt="yuv420p10le", **TAGS_709)
     info = quiet_probe(src)
