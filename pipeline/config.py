@@ -103,6 +103,12 @@ class OutputConfig(_Strict):
     subtitles: Literal["copy", "drop"] = "copy"
     format: str | None = None  # container; None: from the output file's extension
 
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _preset_as_text(cls, value: Any) -> Any:
+        """SVT-AV1 and VP9 presets are numbers (``preset: 8``); FFmpeg takes them as text."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @field_validator("options", mode="before")
     @classmethod
     def _options_as_text(cls, value: Any) -> Any:

@@ -32,6 +32,15 @@ def test_from_yaml_with_overrides_and_progress(clip: str, tmp_path: Path):
     assert json.loads(json.dumps(summary.to_dict()))["output"] == str(tmp_path / "out.mkv")
 
 
+def test_numeric_preset_is_taken_as_text(clip: str, tmp_path: Path):
+    """Regression: ``--set output.preset=10`` (SVT-AV1's presets are numbers) was rejected."""
+    pipe = Pipeline.from_yaml(
+        PASSTHROUGH, ["output.codec=libsvtav1", "output.preset=10", "output.crf=40"]
+    )
+    assert pipe.config.output.preset == "10"
+    assert pipe.run(clip, tmp_path / "out.mkv").frames_out == 10
+
+
 def test_json_lines_reporter_writes_one_object_per_line(clip: str, tmp_path: Path):
     lines: list[str] = []
 
