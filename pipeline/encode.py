@@ -279,6 +279,13 @@ class VideoWriter:
     # -- setup ------------------------------------------------------------------------
     def _add_video(self, codec: str, options: dict[str, str]) -> Any:
         rate = self.src.video.avg_rate or Fraction(25)
+        params = options.get("x265-params", "")
+        if codec == "libx265" and "log-level" not in params:
+            # x265 prints a banner and its settings to stderr; keep the CLI's one-line output.
+            options = {
+                **options,
+                "x265-params": ":".join(filter(None, [params, "log-level=error"])),
+            }
         try:
             stream = self._out.add_stream(codec, rate=rate, options=dict(options))
         except ValueError as exc:  # the container has no tag for this codec (libx264 in webm)

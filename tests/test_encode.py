@@ -111,6 +111,15 @@ def test_10bit_with_libx265(tmp_path):
     assert psnr(planes_and_pts(info)[0][0], planes_and_pts(out)[0][0], 1023) > 40
 
 
+def test_libx265_is_quiet_unless_asked(tmp_path, capfd):
+    """x265 printed ~20 banner and setting lines per run; its own params still apply."""
+    src = make_clip(tmp_path / "src.mkv", frames=4, **TAGS_709)
+    transcode(src, tmp_path / "out.mkv", "libx265", {"x265-params": "keyint=2"})
+    assert "x265 [" not in capfd.readouterr().err
+    transcode(src, tmp_path / "loud.mkv", "libx265", {"x265-params": "log-level=info"})
+    assert "x265 [info]" in capfd.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("codec", "ext"), [("libvpx-vp9", ".webm"), ("mpeg4", ".avi"), ("libsvtav1", ".mkv")]
 )
