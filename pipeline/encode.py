@@ -137,7 +137,7 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
                     f"writing {candidate} instead"
                 )
                 warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
-                log.warning(message)
+                log.info(message)
             return replace(src_fmt, pix_fmt=candidate)
     raise ConfigError(
         f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height} "
@@ -146,9 +146,11 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
 
 
 def _warn(message: str, stacklevel: int = 4) -> None:
+    """Tell the user once, as a warning; the log keeps it at info level (at warning level
+    the CLI printed every message twice, once from each channel)."""
     # Blame the code that built the VideoWriter (by default through __init__ and a helper).
     warnings.warn(message, stacklevel=stacklevel)
-    log.warning(message)
+    log.info(message)
 
 
 def _subtitle_text(payload: bytes, codec: str) -> str:

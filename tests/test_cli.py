@@ -51,6 +51,13 @@ def test_run_passthrough_writes_output_and_summary(clip: str, tmp_path: Path):
     assert "24 frames" in result.stderr
 
 
+def test_a_writer_warning_is_printed_once(tmp_path: Path):
+    odd = make_clip(tmp_path / "odd.mkv", codec="ffv1", width=63, height=47, frames=3)
+    result = cli("run", "-c", str(PASSTHROUGH), "-i", odd, "-o", str(tmp_path / "out.mp4"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("writing yuv444p instead") == 1, result.stderr
+
+
 def test_json_progress_lines_end_with_summary(clip: str, tmp_path: Path):
     out = tmp_path / "out.mp4"
     args = ["run", "-c", str(PASSTHROUGH), "-i", clip, "-o", str(out), "--progress", "json"]
