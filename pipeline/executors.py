@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from pipeline.errors import ConfigError, PipelineError
@@ -87,7 +88,8 @@ def _root_cause(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _ray():
+def _ray() -> ModuleType:
+    """Ray, imported on first use: the inline executor and plain imports never pay for it."""
     import ray
 
     return ray
@@ -167,7 +169,7 @@ class RayExecutor:
             self.close()
             raise PipelineError(f"worker setup failed: {_root_cause(exc)}") from None
 
-    def _new_actor(self):
+    def _new_actor(self) -> Any:  # a ray.actor.ActorHandle
         return self._actor_cls.remote(*self._args)
 
     def map(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:

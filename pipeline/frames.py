@@ -86,7 +86,3 @@ class Chunk:
 
     def __len__(self) -> int:
         return len(self.pts)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(p.nbytes for p in self.planes)
