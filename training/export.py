@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     weights = args.out_dir / f"{args.name}.safetensors"
     record, params = export_weights(args.checkpoint, weights)
-    eval_argv = ["--model", str(weights), "--task", record["config"]["task"]]
+    eval_argv = ["--model", os.path.relpath(weights), "--task", record["config"]["task"]]
     eval_argv += ["--video"] if args.video else []
     eval_argv += ["--threads", str(args.threads)] if args.threads else []
     report = evaluate.main(eval_argv)

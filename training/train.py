@@ -131,7 +131,7 @@ def train(
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     device_name = (
-        torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
+        torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} torch threads)"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
 
