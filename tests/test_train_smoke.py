@@ -11,7 +11,7 @@ import yaml
 
 from models import create_model
 from training import train as T
-from training.export import export_weights
+from training.export import export_weights, update_quality
 from training.splits import DATA_ROOT
 
 pytestmark = pytest.mark.skipif(
@@ -80,3 +80,18 @@ def test_time_limit_checkpoints_and_stops(tmp_path: Path) -> None:
     summary = T.train(cfg, tmp_path / "run", time_limit=0.0)
     assert summary["steps"] == 1 and not summary["done"]
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 1
+
+
+def test_quality_file_keeps_other_models(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"other": {"psnr": 1.0}}))
+    res = {"model": {"psnr_y": 31.5, "ssim_y": 0.9}, "gain_y_db": {"vs_input": 1.4}}
+    update_quality(path, "tiny", {"sets": {"rain12": res}, "command": "python -m x"})
+    data = json.loads(path.read_text())
+    assert data["other"] == {"psnr": 1.0}
+    assert data["tiny"] == {
+        "rain12_psnr_y": 31.5,
+        "rain12_ssim_y": 0.9,
+        "rain12_gain_y_db": 1.4,
+        "measured_by": "python -m x",
+    }

@@ -6,7 +6,8 @@ Why in one step: the numbers in a card must be measured on the exact file that s
 so the export writes the fp16 weights, then runs :mod:`training.evaluate` on that file
 (recording the standalone command that reproduces it), then writes
 ``models/weights/NAME.json`` (machine-readable, read by the registry) and
-``models/weights/NAME.md`` (the card) beside the weights.
+``models/weights/NAME.md`` (the card) beside the weights, and updates the model's entry
+in ``models/weights/metrics.json``, the file the registry shows as card quality.
 """
 
 from __future__ import annotations
@@ -65,6 +66,20 @@ def summarize(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         row |= {"classical_method": best, "n": res["model"]["n"]}
         out[name] = row
     return out
+
+
+def update_quality(path: Path, name: str, report: dict[str, Any]) -> None:
+    """Write the model's headline numbers (Y-PSNR, Y-SSIM, gain over the input per set)
+    into the registry's quality file, keeping the other models' entries."""
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    entry: dict[str, Any] = {}
+    for set_name, res in report["sets"].items():
+        entry[f"{set_name}_psnr_y"] = res["model"]["psnr_y"]
+        entry[f"{set_name}_ssim_y"] = res["model"]["ssim_y"]
+        entry[f"{set_name}_gain_y_db"] = res["gain_y_db"]["vs_input"]
+    entry["measured_by"] = report["command"]
+    data[name] = entry
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _row(label: str, m: dict[str, Any]) -> str:
@@ -172,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "evaluation": report,
     }
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    update_quality(args.out_dir / "metrics.json", args.name, report)
     (args.out_dir / f"{args.name}.md").write_text(
         model_card(args.name, record, report, params, args.note)
     )
