@@ -95,3 +95,15 @@ def test_quality_file_keeps_other_models(tmp_path: Path) -> None:
         "rain12_gain_y_db": 1.4,
         "measured_by": "python -m x",
     }
+
+
+@pytest.mark.parametrize(
+    "path", sorted(Path(T.__file__).parent.glob("configs/*.yaml")), ids=lambda p: p.stem
+)
+def test_shipped_configs_are_complete(path: Path) -> None:
+    cfg = T.load_config(path)
+    assert cfg["name"] == path.stem
+    assert cfg["task"] in ("derain", "deblur", "defocus", "denoise", "lowlight")
+    assert cfg["optim"]["warmup"] < cfg["optim"]["steps"]
+    T.build_network(cfg["model"])
+    T.build_loss(cfg["loss"])
