@@ -112,7 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"({summary.fps:.1f} fps; {summary.frames_corrupt} corrupt, "
         f"{summary.packets_dropped} packets dropped; "
         f"{summary.workers} worker(s); {summary.retries} retries)"
-        + (f"; per stage: {stages}" if stages else ""),
+        + (f"; per stage, per worker: {stages}" if stages else ""),
         file=sys.stderr,
     )
     return EXIT_OK
