@@ -235,3 +235,12 @@ def test_demo_config_runs_with_shipped_weights():
     for stage in cfg.stages:
         if stage.type == "restore":
             assert models.get_card(stage.params.model).weights_available
+
+
+def test_unshipped_mirnet_weights_error_says_how_to_convert(monkeypatch):
+    monkeypatch.setattr(ModelCard, "weights_available", property(lambda card: False))
+    text = "version: 1\nstages: [{id: d, type: restore, model: mirnet-v2-denoise}]\n"
+    with pytest.raises(
+        ConfigError, match=r"python -m models\.checkpoint FILE\.pth --arch mirnet_v2"
+    ):
+        parse_config(text, "x.yaml")

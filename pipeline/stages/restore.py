@@ -46,9 +46,16 @@ class RestoreParams(StageParams):
         if value in names:
             card = models.get_card(value)
             if card.weights and not card.weights_available:
+                hint = "pick another model or give a checkpoint file path"
+                if card.arch.startswith("mirnet"):
+                    hint = (
+                        "convert the authors' published checkpoint with `python -m "
+                        f"models.checkpoint FILE.pth --arch {card.arch} --out "
+                        f"models/weights/{card.weights}`"
+                    )
                 raise ValueError(
-                    f"model {value!r} has no shipped weights yet ({card.weights_path.name} "
-                    "is missing); pick another model or give a checkpoint file path"
+                    f"model {value!r} has no shipped weights yet ({card.weights} is missing); "
+                    + hint
                 )
             return value
         if Path(value).expanduser().is_file():
