@@ -197,6 +197,18 @@ def create_model(
     return model.eval()
 
 
+def _quality_summary(quality: dict[str, Any]) -> str:
+    """One line per model for the CLI table: Y-PSNR per set, with the gain over the input
+    (the full set of numbers stays in ``quality`` and the model card)."""
+    parts = []
+    for key, value in quality.items():
+        if key.endswith("_psnr_y"):
+            name = key.removesuffix("_psnr_y")
+            gain = quality.get(f"{name}_gain_y_db")
+            parts.append(f"{name} {value:.2f} dB" + (f" ({gain:+.2f})" if gain is not None else ""))
+    return ", ".join(parts)
+
+
 def describe_models() -> list[dict[str, Any]]:
     """One row per registered model for the CLI's ``models`` command."""
     rows = []
@@ -213,10 +225,7 @@ def describe_models() -> list[dict[str, Any]]:
                 "macs_256": metrics.get("macs"),
                 "gmacs_256": metrics["macs"] / 1e9 if "macs" in metrics else None,
                 "quality": quality,
-                "metrics_summary": " ".join(
-                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in quality.items()
-                ),
+                "metrics_summary": _quality_summary(quality),
                 "weights": card.weights,
                 "weights_available": card.weights_available,
                 "size_multiple": card.size_multiple,

@@ -203,14 +203,22 @@ def test_quality_metrics_come_from_the_measured_json(
 ) -> None:
     from models import zoo
 
-    quality = {"lcdnet-s-derain": {"psnr": 30.123456, "ssim": 0.9, "measured_by": "evaluate"}}
+    quality = {
+        "lcdnet-s-derain": {
+            "rain12_psnr_y": 30.123456,
+            "rain12_gain_y_db": 1.5,
+            "rain12_ssim_y": 0.9,
+            "measured_by": "evaluate",
+        }
+    }
     (tmp_path / "metrics.json").write_text(json.dumps(quality))
     before = models.get_card("lcdnet-s-derain").metrics
     monkeypatch.setattr(zoo, "QUALITY_PATH", tmp_path / "metrics.json")
     try:
         zoo.register_zoo()
         row = next(r for r in describe_models() if r["name"] == "lcdnet-s-derain")
-        assert row["metrics_summary"] == "psnr=30.12 ssim=0.9"
+        assert row["metrics_summary"] == "rain12 30.12 dB (+1.50)"
+        assert row["quality"]["rain12_ssim_y"] == 0.9
         assert models.get_card("lcdnet-s-derain").metrics["quality"]["measured_by"] == "evaluate"
     finally:
         monkeypatch.undo()
