@@ -240,6 +240,7 @@ class VideoWriter:
         self.drop = drop
         self.src = src
         self.frames_written = 0
+        self._first_time: Fraction | None = None  # seconds, of the first frame written
         self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
         self.time_base = src.video.time_base
         self.streaming = is_stdio(self.dst)
@@ -408,6 +409,8 @@ class VideoWriter:
                     pts = round(pts * chunk.time_base / self.time_base)
                 frame.pts = pts
                 frame.time_base = self.time_base
+                if self._first_time is None:
+                    self._first_time = pts * self.time_base
                 self._mux_video(self._stream.encode(frame))
                 self.frames_written += 1
         except av.FFmpegError as exc:
@@ -473,15 +476,17 @@ class VideoWriter:
             self._src.close()
         if self.streaming:
             return
-        self._check_colour_kept()
+        self._check_what_players_see()
         try:
             os.replace(self.tmp_path, self.dst)
         except OSError as exc:
             raise OutputError(f"cannot move output into place at {self.dst}: {exc}") from None
 
-    def _check_colour_kept(self) -> None:
-        """Warn when the file lost the colour tags (AVI with FFV1, say) and a player's
-        guess for untagged video would show other colours than the source's."""
+    def _check_what_players_see(self) -> None:
+        """Warn when the finished file differs from what was written in ways a muxer does
+        silently: lost colour tags (AVI with FFV1: players then guess other colours), or
+        every timestamp shifted (Matroska cannot start below zero, and copied AAC often
+        starts at a negative pts; relative timing and A/V sync are kept)."""
         color = self.fmt.color
         try:
             with av.open(self.tmp_path, "r") as written:
@@ -490,6 +495,13 @@ class VideoWriter:
             return  # nothing to learn; the file was written without errors
         if frame is None:
             return
+        if self._first_time is not None and frame.pts is not None:
+            shift = float(frame.pts * frame.time_base - self._first_time)
+            if abs(shift) > 1e-3:
+                _warn(
+                    f"{self._out.format.name} shifted every timestamp by {shift:+.3f} s "
+                    "(it cannot start below zero); relative timing and A/V sync are kept"
+                )
         matrix = MATRIX_NAMES.get(int(frame.colorspace)) or assumed_color(self.fmt.height)[0]
         color_range = RANGE_NAMES.get(int(frame.color_range), "tv")
         same_601 = {matrix, color.matrix} <= {"smpte170m", "bt470bg"}

@@ -253,6 +253,8 @@ def test_audio_packets_copied_byte_identical(tmp_path, src_ext, dst_ext, audio):
     src = make_clip(tmp_path / f"src{src_ext}", audio=audio, frames=24)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to fall back on: no warning expected
+        # except that Matroska shifts the file when copied AAC starts below zero
+        warnings.filterwarnings("ignore", "matroska shifted every timestamp")
         transcode(src, tmp_path / f"out{dst_ext}", "libx264")
     a, b = packets(src, "audio"), packets(tmp_path / f"out{dst_ext}", "audio")
     assert len(a) == len(b) > 10

@@ -199,3 +199,25 @@ def test_executor_stopping_early_is_an_error(vfr_audio_clip: str, tmp_path: Path
     with pytest.raises(PipelineError, match="before the input ended"):
         pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "e.mp4")
     assert not (tmp_path / "e.mp4").exists()
+
+
+def test_a_muxer_shifting_every_timestamp_is_reported(tmp_path: Path):
+    """MP4 with AAC into Matroska: the copied audio starts below zero, so the muxer
+    shifts the whole file; the run must say so rather than change pts silently."""
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=True)
+    src_first = video_facts(clip)
+    with pytest.warns(UserWarning, match="shifted every timestamp by"):
+        pipeline(PASSTHROUGH).run(clip, tmp_path / "out.mkv")
+    out_first = video_facts(tmp_path / "out.mkv")
+    shift = (
+        out_first["pts"][0] * out_first["time_base"] - src_first["pts"][0] * src_first["time_base"]
+    )
+    assert shift != 0
+
+
+def test_no_shift_warning_when_timestamps_are_kept(vfr_audio_clip: str, tmp_path: Path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "same.mp4")
