@@ -134,9 +134,7 @@ class Pipeline:
         tracker = ProgressTracker(info.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0
-        # With no stage, frames stay in the source layout and the writer converts it in
-        # YUV: a trip through RGB would clip out-of-gamut colours (up to 4 code values).
-        executor = self._executor(graph, info.video.fmt if graph.is_identity else out_fmt)
+        executor = self._executor(graph, out_fmt)
         try:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (

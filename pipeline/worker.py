@@ -47,8 +47,9 @@ class ChunkRestorer:
                 torch.from_numpy(p[sl].astype(np.int32)).to(self.device) for p in chunk.planes
             ]
             rgb = yuv_to_rgb(planes, chunk.fmt)
-            with torch.inference_mode():
-                rgb = self.graph(rgb)
+            if not self.graph.is_identity:  # identity: a layout change only, unclamped
+                with torch.inference_mode():
+                    rgb = self.graph(rgb)
             for i, plane in enumerate(rgb_to_yuv(rgb, self.out_fmt)):
                 outs[i].append(plane.cpu().numpy().astype(self.out_fmt.dtype, copy=False))
         planes_out = tuple(np.concatenate(o) for o in outs)

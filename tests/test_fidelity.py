@@ -234,15 +234,16 @@ def test_odd_sizes(tmp_path: Path, codec: str, width: int, height: int):
 
 
 def test_odd_size_420_into_libx264_goes_444_with_colour_kept(tmp_path: Path):
-    """libx264 refuses odd 4:2:0; the chroma is upsampled (swscale, in YUV) to 4:4:4.
-    swscale sites chroma at the centre rather than MPEG-2's left: hence 0.6, not 0.5."""
+    """libx264 refuses odd 4:2:0; the worker upsamples the chroma to 4:4:4 with the
+    project's own MPEG-2-sited conversion, unclamped (swscale, which sites chroma at the
+    centre, once gave a 0.53 shift here)."""
     src = make_clip(tmp_path / "src.mkv", codec="ffv1", width=63, height=47, frames=6, **TAGS)
     with pytest.warns(UserWarning, match="writing yuv444p"):
         summary = passthrough("libx264").run(src, tmp_path / "out.mkv")
     facts = compare(src, tmp_path / "out.mkv")
     assert facts["pix_fmts"] == ("yuv420p", "yuv444p") and facts["times_equal"]
     assert summary.frames_out == 6
-    assert facts["shift"].max() < 0.6 and facts["psnr"] >= MIN_PSNR, facts
+    assert facts["shift"].max() < 0.5 and facts["psnr"] >= MIN_PSNR, facts
 
 
 def test_ffv1_in_avi_is_bit_exact_and_warns_about_lost_colour_tags(lossless_sources, tmp_path):
