@@ -23,8 +23,9 @@ def describe_plan(
     ex = config.execution
     frames = info.video.frame_count or 0
     chunks = plan_chunks(frames, ex.chunk_frames)
-    in_bytes = chunk_bytes(info.video.fmt, ex.chunk_frames)
-    out_bytes = chunk_bytes(out_fmt, ex.chunk_frames)
+    largest = min(ex.chunk_frames, frames) if frames else ex.chunk_frames
+    in_bytes = chunk_bytes(info.video.fmt, largest)
+    out_bytes = chunk_bytes(out_fmt, largest)
     return {
         "input": describe(info),
         "config_hash": config_hash(config),
@@ -43,7 +44,7 @@ def describe_plan(
         },
         "stages": graph.describe(info.video.fmt.height, info.video.fmt.width),
         "memory_estimate_bytes": {
-            "driver_chunks": (in_bytes + out_bytes) * ex.max_inflight_chunks,
+            "driver_chunks": (in_bytes + out_bytes) * min(ex.max_inflight_chunks, len(chunks) or 1),
             "per_chunk_in": in_bytes,
             "per_chunk_out": out_bytes,
         },

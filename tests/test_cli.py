@@ -125,7 +125,11 @@ def test_probe_plan_and_models(clip: str):
     assert info["video"]["width"] == 64
     plan = cli("plan", "-c", str(PASSTHROUGH), "-i", clip)
     assert plan.returncode == 0, plan.stderr
-    assert json.loads(plan.stdout)["chunks"]["count"] == 1
+    report = json.loads(plan.stdout)
+    assert report["chunks"]["count"] == 1
+    # 24 frames of 64x48 4:2:0 (4608 bytes each) in and out: a 32-frame chunk is never full.
+    assert report["memory_estimate_bytes"]["per_chunk_in"] == 24 * 4608
+    assert report["memory_estimate_bytes"]["driver_chunks"] == 2 * 24 * 4608
     models = cli("models")
     assert models.returncode == 0, models.stderr
     assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-denoise" in models.stdout
