@@ -7,7 +7,9 @@ import this module by path (the driver's working directory is on their sys.path)
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -33,16 +35,12 @@ class TinyNet(nn.Module):
         return x + self.strength * (self.conv(x) - x)
 
 
-TINY = models.ModelCard(
-    name="test-tiny",
-    arch="test",
-    task="identity",
-    builder=TinyNet,
-    weights=None,
-    size_multiple=4,
-    tile_overlap=8,
-    licence="test only",
-)
+def register_test_model(name: str, builder: Callable[[], nn.Module], **fields: Any) -> str:
+    """Register a randomly initialised test network (idempotent); returns its name."""
+    fields.setdefault("task", "identity")
+    card = models.ModelCard(name=name, arch="test", builder=builder, weights=None, **fields)
+    models.register_model(card, overwrite=True)
+    return name
 
 
 class ExplodeParams(StageParams):
@@ -84,7 +82,7 @@ class DieOnceStage(Stage):
 
 def register() -> None:
     """Idempotent: tests and Ray workers may both import this module."""
-    models.register_model(TINY, overwrite=True)
+    register_test_model("test-tiny", TinyNet, size_multiple=4, tile_overlap=8)
     for name, cls in (("test-explode", ExplodeStage), ("test-die-once", DieOnceStage)):
         if name not in available_stages():
             register_stage(name)(cls)

@@ -12,26 +12,11 @@ import models
 from models import ModelCard
 from pipeline.config import config_hash, dump_resolved, load_config, parse_config
 from pipeline.errors import ConfigError
+from tests.nets import register_test_model
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-TEST_MODEL = "test-config-identity"
-
-
-def _identity() -> nn.Module:
-    return nn.Identity()
-
-
-models.register_model(
-    ModelCard(
-        name=TEST_MODEL,
-        arch="test",
-        task="identity",
-        builder=_identity,
-        weights=None,
-        size_multiple=4,
-        tile_overlap=12,
-    ),
-    overwrite=True,
+TEST_MODEL = register_test_model(
+    "test-config-identity", nn.Identity, size_multiple=4, tile_overlap=12
 )
 
 BASE = f"""\

@@ -10,12 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-import models
-from models import ModelCard
 from pipeline.config import PipelineConfig, parse_config
 from pipeline.graph import SizeMismatchError, StageGraph
 from pipeline.stages import register_stage
 from pipeline.stages.base import Stage, StageParams
+from tests.nets import register_test_model
 
 
 class GainParams(StageParams):
@@ -46,22 +45,7 @@ class TemporalStage(Stage):
         return frames
 
 
-def _identity() -> nn.Module:
-    return nn.Identity()
-
-
-models.register_model(
-    ModelCard(
-        name="test-graph-identity",
-        arch="test",
-        task="identity",
-        builder=_identity,
-        weights=None,
-        size_multiple=4,
-        tile_overlap=8,
-    ),
-    overwrite=True,
-)
+register_test_model("test-graph-identity", nn.Identity, size_multiple=4, tile_overlap=8)
 
 
 def _graph(stages_yaml: str) -> StageGraph:

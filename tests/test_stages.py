@@ -9,14 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import models
 import pipeline.stages as stages
-from models import ModelCard
 from pipeline.config import parse_config
 from pipeline.stages import available_stages, get_stage_type, register_stage
 from pipeline.stages.base import Stage, StageParams
 from pipeline.stages.classic import MedianStage, ResizeStage, UnsharpStage
 from pipeline.stages.restore import RestoreParams, RestoreStage
+from tests.nets import register_test_model
 
 
 class TinyConv(nn.Module):
@@ -43,28 +42,10 @@ class TinyUpsampler(nn.Module):
         return self.body(x)
 
 
-for _card in (
-    ModelCard(
-        name="test-stage-conv",
-        arch="test",
-        task="identity",
-        builder=TinyConv,
-        weights=None,
-        size_multiple=4,
-        tile_overlap=8,
-    ),
-    ModelCard(
-        name="test-stage-x2",
-        arch="test",
-        task="sr",
-        builder=TinyUpsampler,
-        weights=None,
-        size_multiple=2,
-        scale=2,
-        tile_overlap=8,
-    ),
-):
-    models.register_model(_card, overwrite=True)
+register_test_model("test-stage-conv", TinyConv, size_multiple=4, tile_overlap=8)
+register_test_model(
+    "test-stage-x2", TinyUpsampler, task="sr", size_multiple=2, scale=2, tile_overlap=8
+)
 
 
 def _restore(model: str = "test-stage-conv", **tile) -> RestoreStage:
