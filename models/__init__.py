@@ -1,7 +1,7 @@
 """Restoration networks (LCDNet, MIRNet v1/v2), their registry and checkpoints."""
 
 from models.checkpoint import CheckpointError
-from models.registry import ModelCard, get_card, list_models, register_model
+from models.registry import ModelCard, get_card, is_registered, list_models, register_model
 from models.zoo import WeightsNotShippedError, create_model, describe_models
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "create_model",
     "describe_models",
     "get_card",
+    "is_registered",
     "list_models",
     "register_model",
 ]

@@ -60,6 +60,10 @@ def unregister_model(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
+
+
 def list_models() -> list[ModelCard]:
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 

@@ -20,7 +20,14 @@ from models.lcdnet import PRESETS as LCDNET_PRESETS
 from models.lcdnet import LCDNet
 from models.mirnet_v1 import MIRNetV1
 from models.mirnet_v2 import MIRNetV2
-from models.registry import WEIGHTS_DIR, ModelCard, get_card, list_models, register_model
+from models.registry import (
+    WEIGHTS_DIR,
+    ModelCard,
+    get_card,
+    is_registered,
+    list_models,
+    register_model,
+)
 
 PROFILE_PATH = WEIGHTS_DIR / "profile.json"
 QUALITY_PATH = WEIGHTS_DIR / "metrics.json"
@@ -168,7 +175,7 @@ def create_model(
     """
     key = str(name_or_path)
     path = Path(name_or_path)
-    if arch is None and key in {c.name for c in list_models()}:
+    if arch is None and is_registered(key):
         card = get_card(key)
         model = card.builder(**{**card.kwargs, **overrides})
         if pretrained and card.weights is not None:

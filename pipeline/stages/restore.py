@@ -28,7 +28,7 @@ class TileParams(StageParams):
 
 def _geometry(model: str) -> tuple[int, int, int]:
     """(scale, size multiple, tile overlap) from the card; checkpoint files get the defaults."""
-    if model in {c.name for c in models.list_models()}:
+    if models.is_registered(model):
         card = models.get_card(model)
         return card.scale, card.size_multiple, card.tile_overlap
     return _CARD_DEFAULTS["scale"], _CARD_DEFAULTS["size_multiple"], _CARD_DEFAULTS["tile_overlap"]
@@ -42,8 +42,7 @@ class RestoreParams(StageParams):
     @field_validator("model")
     @classmethod
     def _model_exists(cls, value: str) -> str:
-        names = [c.name for c in models.list_models()]
-        if value in names:
+        if models.is_registered(value):
             card = models.get_card(value)
             if card.weights and not card.weights_available:
                 hint = "pick another model or give a checkpoint file path"
@@ -60,6 +59,7 @@ class RestoreParams(StageParams):
             return value
         if Path(value).expanduser().is_file():
             return value
+        names = [c.name for c in models.list_models()]
         close = difflib.get_close_matches(value, names, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
         raise ValueError(f"unknown model {value!r}: not registered, not a file ({hint})")
@@ -99,8 +99,7 @@ class RestoreStage(Stage):
         self.scale, self.multiple, _ = _geometry(params.model)
         # The card travels with the stage, so a model registered only in the driver
         # (a plugin or a test network) still resolves inside a remote worker.
-        registered = {c.name for c in models.list_models()}
-        self._card = models.get_card(params.model) if params.model in registered else None
+        self._card = models.get_card(params.model) if models.is_registered(params.model) else None
         self._grids: dict[tuple[int, int], TileGrid] = {}
         self._net: torch.nn.Module | None = None
         self._device = torch.device("cpu")
@@ -111,7 +110,7 @@ class RestoreStage(Stage):
 
     def setup(self, device: torch.device) -> None:
         device = torch.device(device)
-        if self._card is not None and self._card.name not in {c.name for c in models.list_models()}:
+        if self._card is not None and not models.is_registered(self._card.name):
             models.register_model(self._card)
         net = models.create_model(self.params.model, pretrained=True).eval().to(device)
         if device.type == "cuda":
