@@ -37,7 +37,7 @@ from training.splits import heldout_photos, train_photos
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": None,  # CPU threads (None: torch's default)
-    "model": {"arch": "lcdnet-s"},
+    "model": {"arch": "lcdnet-s", "init": None},  # init: weights to warm-start from
     "loss": {"kind": "lcdnet", "fft_weight": 0.1},
     "data": {"patch": 128, "batch": 8, "max_photos": None, "downscale_over": 1600},
     "optim": {
@@ -156,6 +156,20 @@ def validate(model: nn.Module, pairs: list[tuple[Tensor, Tensor]], path: FastPat
     return round(sum(scores) / len(scores), 3)
 
 
+def warm_start(model: nn.Module, source: Path) -> None:
+    """Load weights (strictly) from shipped safetensors or a training checkpoint (its EMA
+    when it has one): a run continues from what earlier sessions shipped."""
+    from models.checkpoint import load_checkpoint, load_state_dict_strict
+    from training.export import ema_weights
+
+    if source.suffix == ".safetensors":
+        load_checkpoint(model, source)
+        return
+    ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    state = ema_weights(ckpt["ema"]) if "ema" in ckpt else ckpt["model"]
+    load_state_dict_strict(model, state, str(source))
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically, so a crash mid-write never leaves a truncated ``last.pt``."""
     tmp = path.with_suffix(".tmp")
@@ -215,6 +229,11 @@ def train(
     )
     step, seconds_before = 0, 0.0
     last = out_dir / "last.pt"
+    if cfg["model"].get("init") and not (resume and last.is_file()):
+        warm_start(model, Path(cfg["model"]["init"]))
+        if ema is not None:
+            ema.module.load_state_dict(model.state_dict())
+        print(f"warm start from {cfg['model']['init']}", flush=True)
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
@@ -321,8 +340,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="a few tiny CPU steps")
     parser.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
     parser.add_argument("--time-limit", type=float, help="checkpoint and stop after N seconds")
+    parser.add_argument("--init", type=Path, help="warm-start weights (.safetensors or .pt)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, smoke=args.smoke)
+    if args.init:
+        cfg["model"]["init"] = str(args.init)
     out = args.out or Path("runs") / (cfg["name"] + ("-smoke" if args.smoke else ""))
     command = shlex.join(["python", "-m", "training.train", *(argv or sys.argv[1:])])
     summary = train(cfg, out, resume=args.resume, command=command, time_limit=args.time_limit)
