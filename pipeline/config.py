@@ -131,11 +131,11 @@ class ExecutionConfig(_Strict):
     executor: Literal["ray", "inline"] = "ray"
     address: str | None = None
     chunk_frames: int = Field(32, gt=0)
-    max_inflight_chunks: int = Field(4, gt=0)
+    max_inflight_chunks: int | None = Field(None, gt=0)  # None: two per worker
     num_workers: int | None = Field(None, gt=0)
     gpus_per_worker: float = 1.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    chunk_timeout_s: float | None = Field(None, gt=0)
+    chunk_timeout_s: float = Field(600.0, gt=0)  # from the start of a chunk's run
     max_retries: int = Field(2, ge=0)
 
     @field_validator("gpus_per_worker")
