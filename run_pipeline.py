@@ -2,7 +2,8 @@
 """Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
-3 unreadable input, 130 interrupted (4 is reserved for resumable failures).
+3 unreadable input, 4 failed with finished work kept (the same command resumes), 5 workers
+failed beyond their retries with nothing kept, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, ResumableError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -51,6 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-i", "--input", required=True, help="input video")
     run.add_argument("-o", "--output", required=True, help="output video")
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
+    run.add_argument(
+        "--work-dir",
+        help="where segment mode keeps finished segments (default: .OUTPUT.work beside it)",
+    )
+    run.add_argument(
+        "--restart", action="store_true", help="discard earlier work instead of resuming"
+    )
+    run.add_argument(
+        "--keep-work", action="store_true", help="keep the work directory after success"
+    )
     run.add_argument(
         "--progress",
         choices=["auto", "bar", "json", "none"],
@@ -97,7 +109,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     on_progress = reporter() if reporter else None
     try:
         summary = pipe.run(
-            args.input, args.output, overwrite=args.overwrite, on_progress=on_progress
+            args.input,
+            args.output,
+            overwrite=args.overwrite,
+            on_progress=on_progress,
+            work_dir=args.work_dir,
+            restart=args.restart,
+            keep_work=args.keep_work,
         )
     finally:
         if on_progress is not None:
@@ -115,6 +133,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         + (f"; per stage, per worker: {stages}" if stages else ""),
         file=sys.stderr,
     )
+    if summary.segments_reused:
+        print(
+            f"resumed: reused {summary.segments_reused} of {summary.segments} segments "
+            f"({summary.frames_reused} of {summary.frames_out} frames)",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -155,6 +179,12 @@ def _cmd_models(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resume_command(argv: Sequence[str] | None) -> str:
+    """The command that was run, minus ``--restart``: running it again resumes the job."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--restart"]
+    return shlex.join([sys.executable, sys.argv[0], *args])
+
+
 COMMANDS = {
     "run": _cmd_run,
     "probe": _cmd_probe,
@@ -180,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, ResumableError):
+            print(f"resume with: {_resume_command(argv)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -69,7 +69,7 @@ class _Worker:
 
 
 class ActorPool:
-    """Runs ``method`` of actors made by ``make_actor`` over work items.
+    """Runs a method of the actors ``make_actor`` makes over work items.
 
     ``imap`` yields results in item order, exactly once each. An item that fails on
     workers ``max_retries + 1`` times raises ``WorkerError`` naming it; an exception
@@ -82,13 +82,11 @@ class ActorPool:
         make_actor: Callable[[], Any],
         workers: int,
         *,
-        method: str,
         max_retries: int = 2,
         max_inflight: int | None = None,
         ready_timeout_s: float = READY_TIMEOUT_S,
     ) -> None:
         self._make_actor = make_actor
-        self._method = method
         self.max_retries = max_retries
         self.max_inflight = max_inflight or PER_WORKER * workers
         self.ready_timeout_s = ready_timeout_s
@@ -142,8 +140,9 @@ class ActorPool:
         self._workers.append(self._spawn())
 
     # -- the loop -----------------------------------------------------------------------
-    def imap(self, items: Iterable[WorkItem]) -> Iterator[Any]:
-        """Results of ``items`` in order; pulls items only while there is room."""
+    def imap(self, method: str, items: Iterable[WorkItem]) -> Iterator[Any]:
+        """Results of ``method`` over ``items``, in order; pulls items only while there is
+        room."""
         ray = ray_module()
         source = iter(enumerate(items))
         exhausted = False
@@ -161,7 +160,7 @@ class ActorPool:
             worker = min(ready, key=lambda w: len(w.queue))
             if not worker.queue:
                 worker.head_started = time.monotonic()
-            ref = getattr(worker.handle, self._method).remote(task.item.payload)
+            ref = getattr(worker.handle, method).remote(task.item.payload)
             worker.queue.append((ref, task))
             owner[ref] = worker
             return True

@@ -137,6 +137,10 @@ class ExecutionConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     chunk_timeout_s: float = Field(600.0, gt=0)  # from the start of a chunk's run
     max_retries: int = Field(2, ge=0)
+    # Ray only: "segment" ships compressed segments to workers, "chunk" raw frames;
+    # "auto" takes segments wherever the input can be cut at keyframes.
+    mode: Literal["auto", "segment", "chunk"] = "auto"
+    segment_seconds: float = Field(10.0, gt=0, le=3600)
 
     @field_validator("gpus_per_worker")
     @classmethod

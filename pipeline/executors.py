@@ -9,15 +9,19 @@ memory) and re-orders results so the encoder sees frames in decode order.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.actor_pool import ActorPool, WorkItem
+from pipeline.encode import EncodeSpec
 from pipeline.errors import ConfigError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
 from pipeline.ray_session import RaySession, ray_module
+from pipeline.segment_worker import EncodedSegment, restore_segment
+from pipeline.segments import SegmentPayload
 from pipeline.worker import ChunkRestorer
 
 log = logging.getLogger(__name__)
@@ -26,13 +30,24 @@ log = logging.getLogger(__name__)
 DEFAULT_CHUNK_TIMEOUT_S = 600.0
 
 
+@dataclass(frozen=True)
+class SegmentSetup:
+    """What workers need for segment work: the output encoder and the input layout."""
+
+    spec: EncodeSpec
+    in_fmt: VideoFormat
+    chunk_frames: int
+
+
 @dataclass
 class ExecutorStats:
-    """What the summary reports: per-stage seconds summed over workers, retries."""
+    """What the summary reports: per-stage seconds summed over workers, retries, and the
+    bytes sent to and returned from workers (through Ray's object store)."""
 
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retries: int = 0
     workers: int = 0
+    bytes_moved: int = 0
 
     def add_stage_seconds(self, seconds: dict[str, float]) -> None:
         for k, v in seconds.items():
@@ -58,8 +73,17 @@ class InlineExecutor:
 class _RestoreActor:
     """Ray actor body: a ``ChunkRestorer`` living next to its GPU."""
 
-    def __init__(self, graph: StageGraph, out_fmt: VideoFormat, device: str) -> None:
+    def __init__(
+        self, graph: StageGraph, out_fmt: VideoFormat, device: str, segments: SegmentSetup | None
+    ) -> None:
         self.restorer = ChunkRestorer(graph, out_fmt, device)
+        self.segments = segments
+
+    def restore_segment(self, payload: SegmentPayload) -> EncodedSegment:
+        assert self.segments is not None, "a segment job sets up its workers for segments"
+        setup = self.segments
+        return restore_segment(self.restorer, setup.spec, setup.in_fmt, setup.chunk_frames,
+                               payload)  # fmt: skip
 
     def ready(self) -> bool:
         return True
@@ -91,15 +115,18 @@ class RayExecutor:
         max_inflight: int | None = None,
         chunk_timeout_s: float = DEFAULT_CHUNK_TIMEOUT_S,
         max_retries: int = 2,
+        segments: SegmentSetup | None = None,
     ) -> None:
+        """``segments``: set up the workers for ``map_segments`` too."""
         self.session = RaySession(address)
         try:
             self._start(graph, out_fmt, num_workers, gpus_per_worker, device, max_inflight,
-                        max_retries)  # fmt: skip
+                        max_retries, segments)  # fmt: skip
         except BaseException:
             self.session.close()
             raise
         self.chunk_timeout_s = chunk_timeout_s
+        self.segments = segments
 
     def _start(
         self,
@@ -110,6 +137,7 @@ class RayExecutor:
         device: str,
         max_inflight: int | None,
         max_retries: int,
+        segments: SegmentSetup | None,
     ) -> None:
         ray = ray_module()
         resources = ray.cluster_resources()
@@ -134,23 +162,46 @@ class RayExecutor:
                 f"{ {k: resources.get(k, 0.0) for k in needed} } (lower execution.num_workers)"
             )
         actor_cls = ray.remote(**options, max_restarts=0)(_RestoreActor)
-        args = (graph, out_fmt, "cuda" if use_gpu else "cpu")
+        args = (graph, out_fmt, "cuda" if use_gpu else "cpu", segments)
         self.stats = ExecutorStats(workers=workers)
         self.pool = ActorPool(
             lambda: actor_cls.remote(*args),
             workers,
-            method="restore",
             max_retries=max_retries,
             max_inflight=max_inflight,
         )
 
     def map(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         ray = ray_module()
-        items = (
-            WorkItem(ray.put(chunk), self.chunk_timeout_s, f"chunk {chunk.index}")
-            for chunk in chunks
-        )
-        yield from self.pool.imap(items)
+
+        def items() -> Iterator[WorkItem]:
+            for chunk in chunks:
+                self.stats.bytes_moved += sum(p.nbytes for p in chunk.planes)
+                yield WorkItem(ray.put(chunk), self.chunk_timeout_s, f"chunk {chunk.index}")
+
+        for restored in self.pool.imap("restore", items()):
+            self.stats.bytes_moved += sum(p.nbytes for p in restored.planes)
+            yield restored
+        self.stats.retries = self.pool.retries
+        self._collect_stage_seconds()
+
+    def map_segments(self, payloads: Iterable[SegmentPayload]) -> Iterator[EncodedSegment]:
+        """Restored, encoded segments in order; a segment's timeout is ``chunk_timeout_s``
+        per ``chunk_frames`` frames it holds."""
+        ray = ray_module()
+        assert self.segments is not None, "map_segments needs an executor set up for segments"
+        per_chunk = self.segments.chunk_frames
+
+        def items() -> Iterator[WorkItem]:
+            for payload in payloads:
+                self.stats.bytes_moved += len(payload.data)
+                chunks = max(1, math.ceil(payload.span.frames / per_chunk))
+                label = f"segment {payload.span.index}"
+                yield WorkItem(ray.put(payload), self.chunk_timeout_s * chunks, label)
+
+        for segment in self.pool.imap("restore_segment", items()):
+            self.stats.bytes_moved += sum(len(p.data) for p in segment.packets)
+            yield segment
         self.stats.retries = self.pool.retries
         self._collect_stage_seconds()
 

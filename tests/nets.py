@@ -108,6 +108,27 @@ class HangOnceStage(Stage):
         return frames
 
 
+class HangAfterParams(StageParams):
+    marker: str  # hangs only while this file exists
+    after_frames: int = Field(ge=0)
+
+
+class HangAfterStage(Stage):
+    """Hangs once its worker has seen ``after_frames`` frames, while ``marker`` exists."""
+
+    params_model = HangAfterParams
+
+    def __init__(self, params: HangAfterParams) -> None:
+        super().__init__(params)
+        self.seen = 0
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        self.seen += frames.shape[0]
+        if self.seen > self.params.after_frames and Path(self.params.marker).exists():
+            time.sleep(3600)
+        return frames
+
+
 def register() -> None:
     """Idempotent: tests and Ray workers may both import this module."""
     register_test_model("test-tiny", TinyNet, size_multiple=4, tile_overlap=8)
@@ -116,6 +137,7 @@ def register() -> None:
         ("test-die-once", DieOnceStage),
         ("test-sleep", SleepStage),
         ("test-hang-once", HangOnceStage),
+        ("test-hang-after", HangAfterStage),
     ):
         if name not in available_stages():
             register_stage(name)(cls)

@@ -126,6 +126,7 @@ def test_time_queued_behind_other_chunks_is_not_a_timeout(ray_cluster, clip: str
     only its own run time counts against the 1 s timeout (issue 10, item 13)."""
     cfg = with_stage(
         "{id: slow, type: test-sleep, seconds: 0.4}",
+        "execution.mode=chunk",
         "execution.num_workers=1",
         "execution.max_inflight_chunks=4",
         "execution.chunk_timeout_s=1.0",
@@ -139,6 +140,7 @@ def test_hung_chunk_alone_is_charged_and_its_worker_killed(ray_cluster, clip: st
     marker = tmp_path / "hung"
     cfg = with_stage(
         f"{{id: hang, type: test-hang-once, marker: '{marker}'}}",
+        "execution.mode=chunk",
         "execution.chunk_timeout_s=2",
         "execution.max_retries=1",
     )
@@ -154,6 +156,7 @@ def test_hung_chunk_alone_is_charged_and_its_worker_killed(ray_cluster, clip: st
 def test_exhausted_retries_name_the_chunk_and_exit_5(ray_cluster, clip: str, tmp_path: Path):
     cfg = with_stage(
         "{id: slow, type: test-sleep, seconds: 30}",
+        "execution.mode=chunk",
         "execution.num_workers=1",
         "execution.chunk_timeout_s=0.5",
         "execution.max_retries=1",
