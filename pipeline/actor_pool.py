@@ -55,6 +55,13 @@ class _Task:
     tries: int = 0
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """An item that failed for good, kept in the results until its turn."""
+
+    error: PipelineError
+
+
 @dataclass
 class _Worker:
     handle: Any
@@ -117,7 +124,9 @@ class ActorPool:
         """The ready workers' actor handles (for collecting statistics)."""
         return [w.handle for w in self._workers if w.ready]
 
-    def _retire(self, worker: _Worker, reason: str, retry: deque[_Task]) -> None:
+    def _retire(
+        self, worker: _Worker, reason: str, retry: deque[_Task], done: dict[int, Any]
+    ) -> None:
         """Kill ``worker`` (it may still hold a GPU), charge its running item, requeue the
         rest free of charge, and start a replacement that joins once it is ready."""
         ray = ray_module()
@@ -131,9 +140,9 @@ class ActorPool:
                 task.tries += 1
                 self.retries += 1
                 if task.tries > self.max_retries:
-                    raise WorkerError(
-                        f"{task.item.label} failed after {task.tries} attempts: {reason}"
-                    )
+                    message = f"{task.item.label} failed after {task.tries} attempts: {reason}"
+                    done[task.index] = _Failed(WorkerError(message))
+                    continue
                 log.warning("%s: %s; retrying on another worker", task.item.label, reason)
             retry.append(task)
         worker.queue.clear()
@@ -141,8 +150,23 @@ class ActorPool:
 
     # -- the loop -----------------------------------------------------------------------
     def imap(self, method: str, items: Iterable[WorkItem]) -> Iterator[Any]:
-        """Results of ``method`` over ``items``, in order; pulls items only while there is
-        room."""
+        """Results of ``method`` over ``items``, in order; the first failure (in order)
+        raises. Pulls items only while there is room."""
+        for _, result, error in self._run(method, items, ordered=True):
+            if error is not None:
+                raise error
+            yield result
+
+    def imap_unordered(
+        self, method: str, items: Iterable[WorkItem]
+    ) -> Iterator[tuple[int, Any, PipelineError | None]]:
+        """``(item number, result, error)`` as items finish: one item's failure (its
+        error set, its result None) does not stop the others."""
+        return self._run(method, items, ordered=False)
+
+    def _run(
+        self, method: str, items: Iterable[WorkItem], ordered: bool
+    ) -> Iterator[tuple[int, Any, PipelineError | None]]:
         ray = ray_module()
         source = iter(enumerate(items))
         exhausted = False
@@ -178,10 +202,18 @@ class ActorPool:
                 if not assign(task):
                     retry.append(task)
                     break
-            while next_out in done:
+            ready_now = [next_out] if ordered else sorted(done)
+            while ready_now and ready_now[0] in done:
+                index = ready_now.pop(0)
+                value = done.pop(index)
                 in_flight -= 1
-                yield done.pop(next_out)
-                next_out += 1
+                if isinstance(value, _Failed):
+                    yield index, None, value.error
+                else:
+                    yield index, value, None
+                if ordered:
+                    next_out += 1
+                    ready_now = [next_out]
             if exhausted and not owner and not retry and not done:
                 return
             if not owner and not retry:
@@ -193,7 +225,7 @@ class ActorPool:
                 finished, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0)
             for ref in finished:
                 self._settle(ref, owner, done, retry)
-            self._enforce_timeouts(owner, retry)
+            self._enforce_timeouts(owner, retry, done)
 
     def _check_starved(self, since: float | None) -> float | None:
         """Bound the time with no ready worker at all (every replacement unplaceable)."""
@@ -231,10 +263,10 @@ class ActorPool:
         task = worker.queue[position][1]
         try:
             result = ray.get(ref, timeout=0)
-        except ray.exceptions.RayTaskError as exc:
-            raise PipelineError(f"{task.item.label} failed: {root_cause(exc)}") from None
+        except ray.exceptions.RayTaskError as exc:  # the work itself failed: not retried
+            result = _Failed(PipelineError(f"{task.item.label} failed: {root_cause(exc)}"))
         except ray.exceptions.RayError as exc:  # actor died, unavailable, object lost
-            self._lose(worker, owner, f"worker lost ({root_cause(exc)})", retry)
+            self._lose(worker, owner, f"worker lost ({root_cause(exc)})", retry, done)
             return
         del worker.queue[position]
         if position == 0:
@@ -242,13 +274,20 @@ class ActorPool:
         done[task.index] = result
 
     def _lose(
-        self, worker: _Worker, owner: dict[Any, _Worker], reason: str, retry: deque[_Task]
+        self,
+        worker: _Worker,
+        owner: dict[Any, _Worker],
+        reason: str,
+        retry: deque[_Task],
+        done: dict[int, Any],
     ) -> None:
         for ref, _ in worker.queue:
             owner.pop(ref, None)
-        self._retire(worker, reason, retry)
+        self._retire(worker, reason, retry, done)
 
-    def _enforce_timeouts(self, owner: dict[Any, _Worker], retry: deque[_Task]) -> None:
+    def _enforce_timeouts(
+        self, owner: dict[Any, _Worker], retry: deque[_Task], done: dict[int, Any]
+    ) -> None:
         now = time.monotonic()
         for worker in list(self._workers):
             if not worker.queue:
@@ -256,7 +295,7 @@ class ActorPool:
             task = worker.queue[0][1]
             if now - worker.head_started > task.item.timeout_s:
                 reason = f"running past its {task.item.timeout_s:g} s timeout"
-                self._lose(worker, owner, reason, retry)
+                self._lose(worker, owner, reason, retry, done)
 
     def close(self) -> None:
         """Kill every worker (bounded: ``ray.kill`` does not wait)."""

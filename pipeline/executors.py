@@ -15,28 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.actor_pool import ActorPool, WorkItem
-from pipeline.encode import EncodeSpec
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
 from pipeline.ray_session import RaySession, ray_module
-from pipeline.segment_worker import EncodedSegment, restore_segment
-from pipeline.segments import SegmentPayload
+from pipeline.segment_worker import EncodedSegment, SegmentTask, restore_segment
 from pipeline.worker import ChunkRestorer
 
 log = logging.getLogger(__name__)
 
 #: Default bound on one chunk's run time: a chunk running longer is taken as hung.
 DEFAULT_CHUNK_TIMEOUT_S = 600.0
-
-
-@dataclass(frozen=True)
-class SegmentSetup:
-    """What workers need for segment work: the output encoder and the input layout."""
-
-    spec: EncodeSpec
-    in_fmt: VideoFormat
-    chunk_frames: int
 
 
 @dataclass
@@ -73,17 +62,11 @@ class InlineExecutor:
 class _RestoreActor:
     """Ray actor body: a ``ChunkRestorer`` living next to its GPU."""
 
-    def __init__(
-        self, graph: StageGraph, out_fmt: VideoFormat, device: str, segments: SegmentSetup | None
-    ) -> None:
+    def __init__(self, graph: StageGraph, out_fmt: VideoFormat, device: str) -> None:
         self.restorer = ChunkRestorer(graph, out_fmt, device)
-        self.segments = segments
 
-    def restore_segment(self, payload: SegmentPayload) -> EncodedSegment:
-        assert self.segments is not None, "a segment job sets up its workers for segments"
-        setup = self.segments
-        return restore_segment(self.restorer, setup.spec, setup.in_fmt, setup.chunk_frames,
-                               payload)  # fmt: skip
+    def restore_segment(self, task: SegmentTask) -> EncodedSegment:
+        return restore_segment(self.restorer, task)
 
     def ready(self) -> bool:
         return True
@@ -115,18 +98,15 @@ class RayExecutor:
         max_inflight: int | None = None,
         chunk_timeout_s: float = DEFAULT_CHUNK_TIMEOUT_S,
         max_retries: int = 2,
-        segments: SegmentSetup | None = None,
     ) -> None:
-        """``segments``: set up the workers for ``map_segments`` too."""
         self.session = RaySession(address)
         try:
             self._start(graph, out_fmt, num_workers, gpus_per_worker, device, max_inflight,
-                        max_retries, segments)  # fmt: skip
+                        max_retries)  # fmt: skip
         except BaseException:
             self.session.close()
             raise
         self.chunk_timeout_s = chunk_timeout_s
-        self.segments = segments
 
     def _start(
         self,
@@ -137,7 +117,6 @@ class RayExecutor:
         device: str,
         max_inflight: int | None,
         max_retries: int,
-        segments: SegmentSetup | None,
     ) -> None:
         ray = ray_module()
         resources = ray.cluster_resources()
@@ -162,7 +141,7 @@ class RayExecutor:
                 f"{ {k: resources.get(k, 0.0) for k in needed} } (lower execution.num_workers)"
             )
         actor_cls = ray.remote(**options, max_restarts=0)(_RestoreActor)
-        args = (graph, out_fmt, "cuda" if use_gpu else "cpu", segments)
+        args = (graph, out_fmt, "cuda" if use_gpu else "cpu")
         self.stats = ExecutorStats(workers=workers)
         self.pool = ActorPool(
             lambda: actor_cls.remote(*args),
@@ -185,23 +164,41 @@ class RayExecutor:
         self.stats.retries = self.pool.retries
         self._collect_stage_seconds()
 
-    def map_segments(self, payloads: Iterable[SegmentPayload]) -> Iterator[EncodedSegment]:
-        """Restored, encoded segments in order; a segment's timeout is ``chunk_timeout_s``
-        per ``chunk_frames`` frames it holds."""
+    def map_segments(self, tasks: Iterable[SegmentTask]) -> Iterator[EncodedSegment]:
+        """Restored, encoded segments in order (the first failure raises)."""
+        for _, segment, error in self._segments(tasks, ordered=True):
+            if error is not None:
+                raise error
+            yield segment
+
+    def map_segments_unordered(
+        self, tasks: Iterable[SegmentTask]
+    ) -> Iterator[tuple[int, EncodedSegment | None, PipelineError | None]]:
+        """``(task number, segment, error)`` as segments finish (a batch's shared queue)."""
+        return self._segments(tasks, ordered=False)
+
+    def _segments(
+        self, tasks: Iterable[SegmentTask], ordered: bool
+    ) -> Iterator[tuple[int, EncodedSegment | None, PipelineError | None]]:
+        """A segment's timeout is ``chunk_timeout_s`` per ``chunk_frames`` frames it holds."""
         ray = ray_module()
-        assert self.segments is not None, "map_segments needs an executor set up for segments"
-        per_chunk = self.segments.chunk_frames
 
         def items() -> Iterator[WorkItem]:
-            for payload in payloads:
-                self.stats.bytes_moved += len(payload.data)
-                chunks = max(1, math.ceil(payload.span.frames / per_chunk))
-                label = f"segment {payload.span.index}"
-                yield WorkItem(ray.put(payload), self.chunk_timeout_s * chunks, label)
+            for task in tasks:
+                self.stats.bytes_moved += len(task.payload.data)
+                span = task.payload.span
+                chunks = max(1, math.ceil(span.frames / task.setup.chunk_frames))
+                label = f"{task.label} segment {span.index}".strip()
+                yield WorkItem(ray.put(task), self.chunk_timeout_s * chunks, label)
 
-        for segment in self.pool.imap("restore_segment", items()):
-            self.stats.bytes_moved += sum(len(p.data) for p in segment.packets)
-            yield segment
+        if ordered:
+            run = ((i, s, None) for i, s in enumerate(self.pool.imap("restore_segment", items())))
+        else:
+            run = self.pool.imap_unordered("restore_segment", items())
+        for index, segment, error in run:
+            if segment is not None:
+                self.stats.bytes_moved += sum(len(p.data) for p in segment.packets)
+            yield index, segment, error
         self.stats.retries = self.pool.retries
         self._collect_stage_seconds()
 

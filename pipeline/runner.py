@@ -19,11 +19,12 @@ from pipeline.config import PipelineConfig, config_hash, load_config
 from pipeline.decode import iter_chunks
 from pipeline.encode import VideoWriter, pick_output_format
 from pipeline.errors import OutputError, PipelineError, ResumableError, WorkerError
-from pipeline.executors import InlineExecutor, RayExecutor, SegmentSetup
+from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import ProgressCallback, ProgressTracker
+from pipeline.segment_worker import SegmentSetup, SegmentTask
 from pipeline.segments import (
     SegmentSpan,
     index_packets,
@@ -100,11 +101,12 @@ class Pipeline:
         return describe_plan(self.config, info, graph, self.output_format(info, graph))
 
     def _executor(
-        self, graph: StageGraph, out_fmt: VideoFormat, segments: SegmentSetup | None = None
+        self, graph: StageGraph, out_fmt: VideoFormat, ray: bool = False
     ) -> InlineExecutor | RayExecutor:
-        """A graph with no stage runs inline: Ray would only copy frames through its store."""
+        """A graph with no stage runs inline: Ray would only copy frames through its store.
+        ``ray``: a Ray executor whatever the config says (segment mode)."""
         ex = self.config.execution
-        if segments is None and (ex.executor == "inline" or graph.is_identity):
+        if not ray and (ex.executor == "inline" or graph.is_identity):
             return InlineExecutor(graph, out_fmt, ex.device)
         return RayExecutor(
             graph,
@@ -116,10 +118,14 @@ class Pipeline:
             max_inflight=ex.max_inflight_chunks,
             chunk_timeout_s=ex.chunk_timeout_s,
             max_retries=ex.max_retries,
-            segments=segments,
         )
 
-    def _segment_plan(self, info: MediaInfo, graph: StageGraph) -> list[SegmentSpan] | None:
+    def ray_executor(self, graph: StageGraph, out_fmt: VideoFormat) -> RayExecutor:
+        executor = self._executor(graph, out_fmt, ray=True)
+        assert isinstance(executor, RayExecutor)
+        return executor
+
+    def segment_plan(self, info: MediaInfo, graph: StageGraph) -> list[SegmentSpan] | None:
         """The segment plan when this job runs in segment mode, else None (chunk mode)."""
         ex = self.config.execution
         if ex.executor != "ray" or graph.is_identity or ex.mode == "chunk":
@@ -181,7 +187,7 @@ class Pipeline:
         info = probe(src)
         graph = StageGraph.from_config(self.config)
         out_fmt = self.output_format(info, graph)
-        spans = self._segment_plan(info, graph)
+        spans = self.segment_plan(info, graph)
         if spans is not None:
             return self._run_segments(info, graph, out_fmt, spans, dst, on_progress, work)
         chunks = iter_chunks(info, self.config.execution.chunk_frames)
@@ -268,12 +274,13 @@ class Pipeline:
         try:
             with self._writer(dst, info, out_fmt) as writer:
                 chunk_frames = self.config.execution.chunk_frames
-                setup = SegmentSetup(writer.spec, info.video.fmt, chunk_frames)
+                setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
                 todo = [s for s in spans if s.index not in reused]
-                executor = self._executor(graph, out_fmt, setup) if todo else None
+                executor = self.ray_executor(graph, out_fmt) if todo else None
+                payloads = iter_payloads(info, spans, frozenset(reused))
                 fresh = (
-                    executor.map_segments(iter_payloads(info, spans, frozenset(reused)))
-                    if isinstance(executor, RayExecutor)
+                    executor.map_segments(SegmentTask(setup, p) for p in payloads)
+                    if executor is not None
                     else iter(())
                 )
                 for span in spans:

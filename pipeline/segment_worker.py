@@ -25,6 +25,25 @@ from pipeline.worker import ChunkRestorer
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SegmentSetup:
+    """Per input file: the output encoder, the input and output layouts, the chunk size."""
+
+    spec: EncodeSpec
+    in_fmt: VideoFormat
+    out_fmt: VideoFormat
+    chunk_frames: int
+
+
+@dataclass
+class SegmentTask:
+    """What a worker receives: a segment's packets and how to restore and encode them."""
+
+    setup: SegmentSetup
+    payload: SegmentPayload
+    label: str = ""  # names the file in messages (batches)
+
+
 @dataclass
 class EncodedSegment:
     """A restored, encoded segment: what the driver muxes (and keeps for a resume)."""
@@ -56,14 +75,10 @@ def _decoded(payload: SegmentPayload, stats: dict[str, int]) -> Iterator[av.Vide
         log.warning("segment %d: flushing the decoder: %s", payload.span.index, exc)
 
 
-def restore_segment(
-    restorer: ChunkRestorer,
-    spec: EncodeSpec,
-    in_fmt: VideoFormat,
-    chunk_frames: int,
-    payload: SegmentPayload,
-) -> EncodedSegment:
+def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegment:
     """Decode, keep the segment's own frames, restore them chunk by chunk, encode."""
+    payload, setup = task.payload, task.setup
+    spec, in_fmt, chunk_frames = setup.spec, setup.in_fmt, setup.chunk_frames
     span = payload.span
     stats = {"packets_dropped": 0, "frames_corrupt": 0}
     encoder = PacketEncoder(spec)
@@ -77,7 +92,7 @@ def restore_segment(
         planes = tuple(b[:count] for b in buffers)
         chunk = Chunk(span.index, span.first_frame + len(kept), list(pts_list),
                       payload.decoder.time_base, in_fmt, planes)  # fmt: skip
-        packets.extend(encoder.encode(restorer.restore(chunk)))
+        packets.extend(encoder.encode(restorer.restore(chunk, setup.out_fmt)))
         kept.extend(pts_list)
         pts_list.clear()
 
