@@ -50,8 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="restore a video")
     config_args(run)
-    run.add_argument("-i", "--input", required=True, help="input video")
-    run.add_argument("-o", "--output", required=True, help="output video")
+    run.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        nargs="+",
+        help="input video; several files, a folder, a glob or a list file make a batch",
+    )
+    run.add_argument("-o", "--output", required=True, help="output video (a folder for a batch)")
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
     run.add_argument(
         "--work-dir",
@@ -98,6 +104,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.batch import is_batch
     from pipeline.progress import BarReporter, JsonLinesReporter
     from pipeline.runner import Pipeline
 
@@ -107,9 +114,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         mode = "bar" if sys.stderr.isatty() else "none"
     reporter = {"bar": BarReporter, "json": JsonLinesReporter}.get(mode)
     on_progress = reporter() if reporter else None
+    if is_batch(args.input):
+        try:
+            return _run_batch(args, pipe, on_progress, mode == "json")
+        finally:
+            if on_progress is not None:
+                on_progress.close()
     try:
         summary = pipe.run(
-            args.input,
+            args.input[0],
             args.output,
             overwrite=args.overwrite,
             on_progress=on_progress,
@@ -140,6 +153,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_events: bool) -> int:
+    from pathlib import Path
+
+    from pipeline.batch import Batch, expand_inputs, plan_outputs
+
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"-o {out_dir}: a batch writes into a folder, and this is a file")
+    jobs = plan_outputs(expand_inputs(args.input), out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    batch = Batch(pipe, jobs, overwrite=args.overwrite, restart=args.restart,
+                  keep_work=args.keep_work, on_progress=on_progress)  # fmt: skip
+    summary = batch.run()
+    if json_events:
+        print(json.dumps({"event": "batch", **summary.to_dict()}), file=sys.stderr)
+    print(summary.table())
+    done = sum(f.status in ("done", "skipped") for f in summary.files)
+    print(
+        f"{done} of {len(summary.files)} files restored in {summary.wall_s:.1f} s; "
+        f"table written to {summary.results_path}",
+        file=sys.stderr,
+    )
+    if any(f.exit_code == 4 for f in summary.files):
+        print(f"resume with: {_resume_command(None)}", file=sys.stderr)
+    return summary.exit_code
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:

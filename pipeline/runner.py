@@ -164,13 +164,7 @@ class Pipeline:
         """
         if not is_stdio(dst):
             dst = Path(dst)
-            if not is_stdio(src) and _same_file(src, dst):
-                # Even with -y: the input is still being read when the output replaces it.
-                raise OutputError(f"{dst} is the input file; write the output elsewhere")
-            if dst.exists() and not overwrite:
-                raise OutputError(f"{dst} exists (use -y to overwrite)")
-            if not dst.parent.is_dir():
-                raise OutputError(f"output folder {dst.parent} does not exist")
+            check_destination(src, dst, overwrite)
         work = _WorkSettings(work_dir, restart, keep_work)
         if work_dir is None and not is_stdio(dst):
             work = _WorkSettings(default_work_dir(dst), restart, keep_work)
@@ -199,7 +193,7 @@ class Pipeline:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (
                 chunks,
-                self._writer(dst, info, out_fmt) as writer,
+                self.writer(dst, info, out_fmt) as writer,
             ):
                 for chunk in _in_order(executor.map(chunks)):
                     writer.write(chunk)
@@ -227,7 +221,8 @@ class Pipeline:
             bytes_moved=executor.stats.bytes_moved,
         )
 
-    def _writer(self, dst: str | Path, info: MediaInfo, out_fmt: VideoFormat) -> VideoWriter:
+    def writer(self, dst: str | Path, info: MediaInfo, out_fmt: VideoFormat) -> VideoWriter:
+        """The output writer this config asks for (temporary name until ``close()``)."""
         return VideoWriter(
             dst,
             info,
@@ -272,7 +267,7 @@ class Pipeline:
         totals = {"frames": 0, "corrupt": 0, "dropped": 0}
         executor: RayExecutor | None = None
         try:
-            with self._writer(dst, info, out_fmt) as writer:
+            with self.writer(dst, info, out_fmt) as writer:
                 chunk_frames = self.config.execution.chunk_frames
                 setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
                 todo = [s for s in spans if s.index not in reused]
@@ -337,6 +332,18 @@ class _WorkSettings:
     path: str | os.PathLike | None
     restart: bool = False
     keep: bool = False
+
+
+def check_destination(src: str | os.PathLike, dst: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output that would clobber the input or a file not
+    meant to be replaced, or that cannot be written where asked."""
+    if not is_stdio(src) and _same_file(src, dst):
+        # Even with -y: the input is still being read when the output replaces it.
+        raise OutputError(f"{dst} is the input file; write the output elsewhere")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst} exists (use -y to overwrite)")
+    if not dst.parent.is_dir():
+        raise OutputError(f"output folder {dst.parent} does not exist")
 
 
 def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
