@@ -129,11 +129,17 @@ class RayExecutor:
             options: dict[str, Any] = {"num_gpus": gpus_per_worker, "num_cpus": 1}
             needed = {"GPU": workers * gpus_per_worker, "CPU": workers}
         else:
-            # Torch already uses every core it is given: by default one CPU actor takes
-            # them all; several split them, so a laptop is never oversubscribed.
-            workers = num_workers or 1
-            options = {"num_cpus": max(1, cpus // workers)}
-            needed = {"CPU": workers * options["num_cpus"]}
+            # Torch already uses every core it is given: by default one CPU actor per node
+            # takes all of the node's cores (a laptop: one worker); several split them, so
+            # no machine is oversubscribed and no actor asks for more than one node has.
+            node_cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]]
+            node_cpus = [c for c in node_cpus if c >= 1] or [max(1, cpus)]
+            workers = num_workers or len(node_cpus)
+            per_worker = min(max(1, cpus // workers), max(node_cpus))
+            if num_workers is None:
+                per_worker = min(node_cpus)
+            options = {"num_cpus": per_worker}
+            needed = {"CPU": workers * per_worker}
         short = {k: v for k, v in needed.items() if v > resources.get(k, 0.0)}
         if short:
             raise ConfigError(

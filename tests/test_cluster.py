@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 from pipeline.config import parse_config
+from pipeline.executors import RayExecutor
+from pipeline.graph import StageGraph
+from pipeline.probe import probe
 from pipeline.runner import Pipeline
 from pipeline.workdir import MANIFEST
 from tests.media_factory import make_clip
@@ -88,6 +91,17 @@ def reference(clip: str, tmp_path_factory: pytest.TempPathFactory):
     text = GRAPH.replace("seconds: 0.25", "seconds: 0")
     Pipeline(parse_config(text, "g.yaml", ["execution.executor=inline"])).run(clip, out)
     return decoded(out)
+
+
+def test_default_is_one_cpu_worker_per_node(cluster, clip):
+    """Not one worker asking for every CPU of the cluster, which no single node has."""
+    info = probe(clip)
+    graph = StageGraph.from_config(parse_config(GRAPH, "g.yaml"))
+    executor = RayExecutor(graph, info.video.fmt, device="cpu")
+    try:
+        assert executor.stats.workers == 2
+    finally:
+        executor.close()
 
 
 def test_job_survives_sigkill_of_its_worker_node(cluster, clip, reference, tmp_path):
