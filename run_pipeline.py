@@ -234,8 +234,25 @@ COMMANDS = {
 }
 
 
+def _work_kept(args: argparse.Namespace) -> bool:
+    """Whether an interrupted ``run`` left work that the same command would resume."""
+    from pathlib import Path
+
+    from pipeline.workdir import default_work_dir
+
+    if args.command != "run" or args.output == "-":
+        return False
+    if args.work_dir:
+        return Path(args.work_dir).is_dir()
+    out = Path(args.output)
+    if out.is_dir():  # a batch
+        return any(p.is_dir() for p in out.glob(".*.work"))
+    return default_work_dir(out).is_dir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         debug = args.debug
@@ -255,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        if args is not None and _work_kept(args):
+            print(f"finished segments are kept; resume with: {_resume_command(argv)}",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     except Exception as exc:  # the CLI promises one line, never a traceback
         if debug:

@@ -98,7 +98,18 @@ class Pipeline:
 
         info = probe(src)
         graph = StageGraph.from_config(self.config)
-        return describe_plan(self.config, info, graph, self.output_format(info, graph))
+        plan = describe_plan(self.config, info, graph, self.output_format(info, graph))
+        spans = self.segment_plan(info, graph)
+        plan["mode"] = "segment" if spans is not None else "chunk"
+        if spans is not None:
+            sizes = [s.frames for s in spans]
+            plan["segments"] = {
+                "count": len(spans),
+                "segment_seconds": self.config.execution.segment_seconds,
+                "frames_min": min(sizes),
+                "frames_max": max(sizes),
+            }
+        return plan
 
     def _executor(
         self, graph: StageGraph, out_fmt: VideoFormat, ray: bool = False

@@ -133,3 +133,38 @@ def test_stale_work_is_refused_and_restart_discards_it(ray_cluster, clip, tmp_pa
         changed.run(clip, tmp_path / "b.mkv", work_dir=work)
     summary = changed.run(clip, tmp_path / "b.mkv", work_dir=work, restart=True)
     assert summary.segments_reused == 0 and summary.frames_out == 40
+
+
+@pytest.mark.ray
+def test_ctrl_c_keeps_finished_segments_and_the_same_command_resumes(
+    ray_cluster, clip, reference, tmp_path, monkeypatch, capfd
+):
+    import run_pipeline
+    from pipeline.progress import JsonLinesReporter
+
+    config = tmp_path / "g.yaml"
+    config.write_text(GRAPH)
+    out = tmp_path / "out.mkv"
+    argv = ["run", "-c", str(config), "-i", clip, "-o", str(out), "--progress", "json"]
+
+    def interrupt(self, progress):
+        raise KeyboardInterrupt  # Ctrl-C right after the first segment was kept
+
+    with monkeypatch.context() as m:
+        m.setattr(JsonLinesReporter, "__call__", interrupt)
+        assert run_pipeline.main(argv) == 130
+    err = capfd.readouterr().err
+    assert "resume with:" in err and not out.exists()
+    assert run_pipeline.main(argv) == 0
+    assert "resumed: reused 1 of" in capfd.readouterr().err
+    pts, frames = decoded(out)
+    assert pts == reference[0]
+    for a, b in zip(frames, reference[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_plan_shows_the_segment_cut(clip: str):
+    plan = Pipeline(parse_config(GRAPH, "g.yaml")).plan(clip)
+    assert plan["mode"] == "segment" and plan["segments"]["count"] >= 4
+    inline = Pipeline(parse_config(GRAPH, "g.yaml", ["execution.executor=inline"])).plan(clip)
+    assert inline["mode"] == "chunk" and "segments" not in inline
