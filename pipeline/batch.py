@@ -1,11 +1,11 @@
 """Batches: many inputs, one shared queue of segments across every file, a results table.
 
-Segments of all files go through one pool of workers, so a short file never waits for a
-long one to finish and every worker stays busy; each file is muxed and published as soon
-as its own segments are in. One failing file does not stop the others. The table of
-results is also written as JSON beside the outputs; running the same batch again skips
-the files it finished (same input, same config, output still there) and resumes the rest
-from their work directories.
+Segments of all files go through one pool of workers, taken round robin from a window of
+files, so a short file never waits for a long one and every worker stays busy; each file
+is muxed and published as soon as its own segments are in. One failing file does not
+stop the others. The table of results is also written as JSON beside the outputs;
+running the same batch again skips the files it finished (same input, same config,
+output still there) and resumes the rest from their work directories.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -320,19 +321,33 @@ class Batch:
         executor = self.pipeline.ray_executor(graph, self.pipeline.output_format(first, graph))
         owners: list[tuple[_File, int]] = []  # task number -> (file, segment index)
 
+        def file_tasks(f: _File) -> Iterator[SegmentTask]:
+            if not self._open_file(f, graph, tracker):
+                return
+            assert f.info is not None and f.writer is not None
+            setup = SegmentSetup(f.writer.spec, f.info.video.fmt,
+                                 self.pipeline.output_format(f.info, graph),
+                                 config.execution.chunk_frames)  # fmt: skip
+            for payload in iter_payloads(f.info, f.spans, frozenset(f.ready)):
+                if not f.open:
+                    return  # it failed meanwhile
+                owners.append((f, payload.span.index))
+                yield SegmentTask(setup, payload, label=f.src.name)
+
         def tasks() -> Iterator[SegmentTask]:
-            for f in queued:
-                if not self._open_file(f, graph, tracker):
-                    continue
-                assert f.info is not None and f.writer is not None
-                setup = SegmentSetup(f.writer.spec, f.info.video.fmt,
-                                     self.pipeline.output_format(f.info, graph),
-                                     config.execution.chunk_frames)  # fmt: skip
-                for payload in iter_payloads(f.info, f.spans, frozenset(f.ready)):
-                    if not f.open:
-                        break  # it failed meanwhile
-                    owners.append((f, payload.span.index))
-                    yield SegmentTask(setup, payload, label=f.src.name)
+            """Round robin over a window of files, so a short file never waits for a long
+            one; the window bounds the files (and writers) open at once."""
+            waiting = deque(queued)
+            active: deque[Iterator[SegmentTask]] = deque()
+            window = max(2, executor.stats.workers)
+            while waiting or active:
+                while waiting and len(active) < window:
+                    active.append(file_tasks(waiting.popleft()))
+                source = active.popleft()
+                task = next(source, None)
+                if task is not None:
+                    active.append(source)
+                    yield task
 
         try:
             for number, segment, error in executor.map_segments_unordered(tasks()):

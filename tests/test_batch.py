@@ -92,6 +92,8 @@ def test_shared_queue_batch_survives_a_broken_file_and_skips_finished_ones(
     assert status["long.mkv"].status == status["short.mkv"].status == "done"
     assert status["long.mkv"].mode == "segment" and status["long.mkv"].frames == 36
     assert summary.exit_code == 3  # the worst file's
+    # Round robin: the short file (2 segments) is not queued behind the long one (6).
+    assert status["short.mkv"].seconds < status["long.mkv"].seconds
     table = json.loads((out / RESULTS_NAME).read_text())
     assert {Path(f["input"]).name: f["status"] for f in table["files"]} == {
         "broken.mkv": "failed", "long.mkv": "done", "short.mkv": "done"}  # fmt: skip
