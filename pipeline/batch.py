@@ -328,7 +328,8 @@ class Batch:
             setup = SegmentSetup(f.writer.spec, f.info.video.fmt,
                                  self.pipeline.output_format(f.info, graph),
                                  config.execution.chunk_frames)  # fmt: skip
-            for payload in iter_payloads(f.info, f.spans, frozenset(f.ready)):
+            shared = config.execution.shared_storage
+            for payload in iter_payloads(f.info, f.spans, frozenset(f.ready), shared):
                 if not f.open:
                     return  # it failed meanwhile
                 owners.append((f, payload.span.index))

@@ -141,6 +141,9 @@ class ExecutionConfig(_Strict):
     # "auto" takes segments wherever the input can be cut at keyframes.
     mode: Literal["auto", "segment", "chunk"] = "auto"
     segment_seconds: float = Field(10.0, gt=0, le=3600)
+    # Segment mode: workers read the input themselves (same path on every node) instead
+    # of receiving its packets.
+    shared_storage: bool = False
 
     @field_validator("gpus_per_worker")
     @classmethod
@@ -160,6 +163,7 @@ _PLACEMENT_FIELDS = frozenset(
         "gpus_per_worker",
         "chunk_timeout_s",
         "max_retries",
+        "shared_storage",
     }
 )
 

@@ -283,7 +283,8 @@ class Pipeline:
                 setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
                 todo = [s for s in spans if s.index not in reused]
                 executor = self.ray_executor(graph, out_fmt) if todo else None
-                payloads = iter_payloads(info, spans, frozenset(reused))
+                shared = self.config.execution.shared_storage
+                payloads = iter_payloads(info, spans, frozenset(reused), shared)
                 fresh = (
                     executor.map_segments(SegmentTask(setup, p) for p in payloads)
                     if executor is not None

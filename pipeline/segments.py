@@ -11,6 +11,7 @@ parameters: workers need no access to the input file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -69,10 +70,12 @@ class DecoderParams:
 
 @dataclass
 class SegmentPayload:
-    """A segment's compressed packets (one bytes blob with per-packet fields)."""
+    """A segment's compressed packets (one bytes blob with per-packet fields), or, with
+    shared storage, the input's path for the worker to read them from."""
 
     span: SegmentSpan
     decoder: DecoderParams
+    source: str | None = None
     data: bytes = b""
     sizes: list[int] = field(default_factory=list)
     pts: list[int | None] = field(default_factory=list)
@@ -80,6 +83,9 @@ class SegmentPayload:
     keyframe: list[bool] = field(default_factory=list)
 
     def packets(self) -> Iterator[av.Packet]:
+        if self.source is not None:
+            yield from _read_span(self.source, self.span)
+            return
         offset = 0
         for size, pts, dts, key in zip(self.sizes, self.pts, self.dts, self.keyframe, strict=True):
             packet = av.Packet(self.data[offset : offset + size])
@@ -186,12 +192,46 @@ def decoder_params(info: MediaInfo) -> DecoderParams:
         return DecoderParams(cc.name, cc.extradata, cc.width, cc.height, stream.time_base)
 
 
+def _read_span(path: str, span: SegmentSpan) -> Iterator[av.Packet]:
+    """A segment's packets read from the input itself: seek to its keyframe, then take
+    as many packets as the plan counted."""
+    wanted = span.end_packet - span.first_packet
+    try:
+        with av.open(path, "r", metadata_errors="replace") as container:
+            stream = container.streams.video[0]
+            if span.start_pts is not None:
+                container.seek(span.start_pts, stream=stream, backward=True, any_frame=False)
+            started = span.start_pts is None
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if not started:
+                    if packet.pts != span.start_pts or not packet.is_keyframe:
+                        continue
+                    started = True
+                yield packet
+                wanted -= 1
+                if wanted == 0:
+                    return
+    except (av.FFmpegError, OSError) as exc:
+        raise InputError(f"segment {span.index}: reading {path} failed: {exc}") from None
+    raise InputError(f"segment {span.index}: {path} ended early (is it the same file?)")
+
+
 def iter_payloads(
-    info: MediaInfo, spans: list[SegmentSpan], skip: frozenset[int] = frozenset()
+    info: MediaInfo,
+    spans: list[SegmentSpan],
+    skip: frozenset[int] = frozenset(),
+    shared_storage: bool = False,
 ) -> Iterator[SegmentPayload]:
-    """Each segment's packets in plan order (one demux pass), leaving out ``skip``."""
+    """Each segment's packets in plan order (one demux pass), leaving out ``skip``; with
+    ``shared_storage`` only the input's path, for workers that can read it."""
     decoder = decoder_params(info)
     todo = [s for s in spans if s.index not in skip]
+    if shared_storage:
+        path = os.path.abspath(info.path)
+        yield from (SegmentPayload(span, decoder, source=path) for span in todo)
+        return
     open_: list[SegmentPayload] = []
     chunks: dict[int, list[bytes]] = {}
     position = 0

@@ -168,3 +168,16 @@ def test_plan_shows_the_segment_cut(clip: str):
     assert plan["mode"] == "segment" and plan["segments"]["count"] >= 4
     inline = Pipeline(parse_config(GRAPH, "g.yaml", ["execution.executor=inline"])).plan(clip)
     assert inline["mode"] == "chunk" and "segments" not in inline
+
+
+@pytest.mark.ray
+def test_workers_may_read_segments_from_shared_storage(ray_cluster, clip, reference, tmp_path):
+    shipped = Pipeline(parse_config(GRAPH, "g.yaml")).run(clip, tmp_path / "a.mkv")
+    cfg = parse_config(GRAPH, "g.yaml", ["execution.shared_storage=true"])
+    shared = Pipeline(cfg).run(clip, tmp_path / "b.mkv")
+    assert shared.mode == "segment"
+    assert shared.bytes_moved < shipped.bytes_moved  # only encoded packets come back
+    pts, frames = decoded(tmp_path / "b.mkv")
+    assert pts == reference[0]
+    for a, b in zip(frames, reference[1], strict=True):
+        np.testing.assert_array_equal(a, b)
