@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="bar on a terminal (auto), JSON lines on stderr, or none",
     )
+    window_args(run)
 
     pr = sub.add_parser("probe", help="describe a media file's streams")
     pr.add_argument("input")
@@ -70,6 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list registered networks with measured figures")
     return p
+
+
+def window_args(sp: argparse.ArgumentParser) -> None:
+    """FFmpeg's trim options and a crop: restore a few seconds of a region first."""
+    g = sp.add_argument_group("preview (FFmpeg's words; times count from the first frame)")
+    g.add_argument("-ss", dest="ss", metavar="START", help="start at the first frame at/after")
+    span = g.add_mutually_exclusive_group()
+    span.add_argument("-t", dest="t", metavar="DURATION", help="restore this long")
+    span.add_argument("-to", dest="to", metavar="END", help="stop before this time")
+    g.add_argument("--crop", metavar="WxH+X+Y", help="restore only this region")
+
+
+def _window(args: argparse.Namespace) -> Any:
+    from pipeline.window import Window
+
+    return Window.from_ffmpeg(args.ss, args.t, args.to, args.crop)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -97,7 +114,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     on_progress = reporter() if reporter else None
     try:
         summary = pipe.run(
-            args.input, args.output, overwrite=args.overwrite, on_progress=on_progress
+            args.input,
+            args.output,
+            overwrite=args.overwrite,
+            on_progress=on_progress,
+            window=_window(args),
         )
     finally:
         if on_progress is not None:

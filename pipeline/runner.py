@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, load_config
-from pipeline.decode import iter_chunks
-from pipeline.encode import VideoWriter, pick_output_format
+from pipeline.encode import pick_output_format
 from pipeline.errors import OutputError, PipelineError
 from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
@@ -24,6 +23,7 @@ from pipeline.graph import StageGraph
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import ProgressCallback, ProgressTracker
 from pipeline.streaming import is_stdio, spooled_input
+from pipeline.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +109,12 @@ class Pipeline:
         *,
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
+        window: Window | None = None,
     ) -> RunSummary:
         """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded.
 
         ``"-"`` reads standard input or writes standard output (``pipeline.streaming``).
+        ``window`` restores only a time span and/or a crop (``pipeline.window``).
         """
         if not is_stdio(dst):
             dst = Path(dst)
@@ -124,14 +126,22 @@ class Pipeline:
             if not dst.parent.is_dir():
                 raise OutputError(f"output folder {dst.parent} does not exist")
         with spooled_input(src) as path:
-            return self._run(path, dst, on_progress)
+            return self._run(path, dst, on_progress, window or Window())
 
-    def _run(self, src: str, dst: str | Path, on_progress: ProgressCallback | None) -> RunSummary:
+    def _run(
+        self,
+        src: str,
+        dst: str | Path,
+        on_progress: ProgressCallback | None,
+        window: Window,
+    ) -> RunSummary:
         info = probe(src)
+        window = window.fitted(info)
+        view = window.view(info)  # what the stages see: cropped, frames of the span
         graph = StageGraph.from_config(self.config)
-        out_fmt = self.output_format(info, graph)
-        chunks = iter_chunks(info, self.config.execution.chunk_frames)
-        tracker = ProgressTracker(info.video.frame_count, on_progress)
+        out_fmt = self.output_format(view, graph)
+        chunks = window.reader(info, self.config.execution.chunk_frames)
+        tracker = ProgressTracker(view.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0
         executor = self._executor(graph, out_fmt)
@@ -139,7 +149,7 @@ class Pipeline:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (
                 chunks,
-                VideoWriter(
+                window.writer(
                     dst,
                     info,
                     out_fmt,
