@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
+"""Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``, ``compare``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
 3 unreadable input, 130 interrupted (4 is reserved for resumable failures).
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bar on a terminal (auto), JSON lines on stderr, or none",
     )
     window_args(run)
+    run.add_argument("--report", metavar="HTML", help="write a self-contained job report")
+    run.add_argument("--reference", help="clean video: the report adds PSNR/SSIM/flicker")
 
     pr = sub.add_parser("probe", help="describe a media file's streams")
     pr.add_argument("input")
@@ -70,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(va)
 
     sub.add_parser("models", help="list registered networks with measured figures")
+
+    cp = sub.add_parser("compare", help="side-by-side/wipe video or contact sheet, quality")
+    cp.add_argument("videos", nargs="+", help="videos to compare, the first sets the timeline")
+    cp.add_argument("-o", "--output", required=True, help="out.png (contact sheet) or out.mp4")
+    cp.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
+    cp.add_argument("--labels", help="comma-separated names (default: file names)")
+    cp.add_argument("--layout", choices=["side", "wipe"], default="side", help="video layout")
+    picks = cp.add_mutually_exclusive_group()
+    picks.add_argument("--frames", help="contact sheet frames, e.g. 0,24,48 (default: 4 spread)")
+    picks.add_argument("--every", metavar="DURATION", help="contact sheet frame every 2s, ...")
+    cp.add_argument("--width", type=int, default=480, help="contact sheet cell width (0: full)")
+    cp.add_argument(
+        "--reference", help="clean video: per-frame PSNR/SSIM/flicker table (.csv) and plot"
+    )
     return p
 
 
@@ -89,6 +105,27 @@ def _window(args: argparse.Namespace) -> Any:
     return Window.from_ffmpeg(args.ss, args.t, args.to, args.crop)
 
 
+def _check_report_args(args: argparse.Namespace) -> None:
+    """Report options are checked before hours of work, not after."""
+    from pathlib import Path
+
+    from pipeline.errors import OutputError
+
+    if args.reference and not args.report:
+        raise ConfigError("--reference needs --report (or use the compare command)")
+    if not args.report:
+        return
+    if "-" in (args.input, args.output):
+        raise ConfigError("--report reads the input and output again: give files, not '-'")
+    report = Path(args.report)
+    if report.exists() and not args.overwrite:
+        raise OutputError(f"{report} exists (use -y to overwrite)")
+    if not report.parent.is_dir():
+        raise OutputError(f"report folder {report.parent} does not exist")
+    if args.reference and not Path(args.reference).is_file():
+        raise ConfigError(f"--reference {args.reference}: no such file")
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
     extra = list(args.overrides)
     if getattr(args, "executor", None):
@@ -104,25 +141,40 @@ def _print_json(obj: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.progress import BarReporter, JsonLinesReporter
+    from pipeline.report import ProgressRecorder, ReportInputs, write_report
     from pipeline.runner import Pipeline
 
     pipe = Pipeline.from_yaml(args.config, _overrides(args))
+    window = _window(args)
+    _check_report_args(args)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "none"
     reporter = {"bar": BarReporter, "json": JsonLinesReporter}.get(mode)
     on_progress = reporter() if reporter else None
+    recorder = ProgressRecorder(on_progress)
     try:
         summary = pipe.run(
             args.input,
             args.output,
             overwrite=args.overwrite,
-            on_progress=on_progress,
-            window=_window(args),
+            on_progress=recorder,
+            window=window,
         )
     finally:
         if on_progress is not None:
             on_progress.close()
+    if args.report:
+        inputs = ReportInputs(
+            args.input,
+            args.output,
+            pipe.config,
+            summary.to_dict(),
+            recorder.events,
+            window,
+            args.reference,
+        )
+        write_report(args.report, inputs)
     if mode == "json":
         print(json.dumps({"event": "summary", **summary.to_dict()}), file=sys.stderr)
     stages = ", ".join(
@@ -176,12 +228,33 @@ def _cmd_models(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.compare import compare
+
+    result = compare(
+        args.videos,
+        args.output,
+        labels=args.labels.split(",") if args.labels else None,
+        layout=args.layout,
+        frames=args.frames,
+        every=args.every,
+        reference=args.reference,
+        cell_width=args.width,
+        overwrite=args.overwrite,
+    )
+    if "table" in result:
+        print(result["table"])
+    print("wrote " + ", ".join(result["written"]), file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": _cmd_run,
     "probe": _cmd_probe,
     "plan": _cmd_plan,
     "validate": _cmd_validate,
     "models": _cmd_models,
+    "compare": _cmd_compare,
 }
 
 
