@@ -40,5 +40,10 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The README's before/after pictures, remade with run + compare from the bundled sample
+# and from held-out synthetic footage for every model whose weights ship (docs/pictures/).
+pictures: setup
+	$(BIN)/python -m samples.pictures
+
 bench: setup
 	$(BIN)/python -m benchmarks.throughput
