@@ -32,13 +32,18 @@ from training.splits import CBSD68_IDS, HELD_OUT_DIRS
 SUMMARY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
+def ema_weights(ema_state: dict[str, Any]) -> dict[str, Any]:
+    """The averaged network's own state dict out of an ``AveragedModel`` state dict."""
+    return {k.removeprefix("module."): v for k, v in ema_state.items() if k.startswith("module.")}
+
+
 def export_weights(checkpoint: Path, out: Path) -> tuple[dict[str, Any], int]:
     """Write the checkpoint's network as fp16 safetensors; return its training record and
     parameter count."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     cfg = ckpt["config"]
     model = build_arch(cfg["model"]["arch"], **cfg["model"].get("kwargs", {}))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ema_weights(ckpt["ema"]) if "ema" in ckpt else ckpt["model"])
     meta = {"task": cfg["task"], "steps": str(ckpt["step"]), "preset": cfg["model"]["arch"]}
     save_weights(model, out, metadata=meta)
     # Resuming restores the data RNG, so a resumed run equals one uninterrupted run of
