@@ -15,7 +15,8 @@ import html
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -142,14 +143,15 @@ def busiest_crop(before: np.ndarray, after: np.ndarray) -> tuple[int, int, int, 
 
 
 def _middle_pair(inputs: ReportInputs, infos: tuple[MediaInfo, MediaInfo]) -> Aligned | None:
-    """The output frame in the middle of the run, with the input frame it came from."""
-    middle = max(0, int(inputs.summary.get("frames_out", 1)) // 2)
-    last = None
-    for instant in aligned_frames([infos[1], infos[0]], [None, inputs.window]):
-        last = instant
-        if instant.index >= middle:
-            break
-    return last
+    """The output frame in the middle of the run, with the input frame it came from
+    (both found by seeking, so a long film is not decoded up to its middle)."""
+    src, dst = infos
+    frames, rate = dst.video.frame_count or 0, dst.video.avg_rate
+    middle = Fraction(frames // 2) / rate if frames and rate else Fraction(0)
+    window = inputs.window
+    at_output = Window(start=middle)
+    at_input = replace(window, start=window.start + middle)
+    return next(aligned_frames([dst, src], [at_output, at_input]), None)
 
 
 def _slider(before: np.ndarray, after: np.ndarray) -> str:
@@ -252,7 +254,7 @@ def build_report(inputs: ReportInputs) -> str:
             before = cv2.resize(before, after.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         x, y, w, h = busiest_crop(before, after)
         before_after = (
-            f"<p>Frame {pair.index} at {float(pair.time):.2f} s, the {w}x{h} region at "
+            f"<p>The frame in the middle of the output, the {w}x{h} region at "
             f"({x}, {y}) where restoration changed the most, at full resolution.</p>"
             + _slider(before[y : y + h, x : x + w], after[y : y + h, x : x + w])
             + "<p>Whole frame, after:</p>"

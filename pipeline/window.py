@@ -124,7 +124,7 @@ class Window:
         if to is not None:
             end = parse_time(to)
             if end <= start:
-                raise ConfigError(f"-to {to} is not after -ss {ss}")
+                raise ConfigError(f"-to {to} is not after -ss {ss or 0}")
         if end is not None and end <= start:
             raise ConfigError("-t must be longer than 0")
         return cls(start, end, Crop.parse(crop) if crop else None)
@@ -264,23 +264,26 @@ class WindowWriter(VideoWriter):
         super()._copy_until(seconds + float(self.shift or 0))
 
     def _copy_packet(self, packet: av.Packet) -> None:
-        if packet.pts is None or packet.time_base is None or self.shift is None:
-            return  # untimed packets cannot be placed in the span
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is None or packet.time_base is None or self.shift is None:
+            return  # untimed (or before any frame was written): cannot be placed in the span
         tb = packet.time_base
         start, end = self.span
-        lo = packet.pts * tb
+        lo = stamp * tb
         hi = lo + (packet.duration or 0) * tb
         if hi <= start and lo < start:
             return
         if end is not None and lo >= end:
             return
-        if packet.stream.type == "subtitle":
+        if packet.stream.type == "subtitle" and packet.duration:
             # Events are clipped to the span: nothing is shown before 0 or after the end.
             clipped_hi = hi if end is None else min(hi, end)
-            lo = max(lo, start)
-            packet.duration = max(0, round((clipped_hi - lo) / tb))
+            lo = max(lo, self.shift)
+            if clipped_hi <= lo:
+                return  # ended before the first restored frame
+            packet.duration = round((clipped_hi - lo) / tb)
         offset = round(self.shift / tb)
-        dts_gap = (packet.pts - packet.dts) if packet.dts is not None else 0
+        dts_gap = stamp - packet.dts if packet.dts is not None else 0
         packet.pts = round(lo / tb) - offset
         packet.dts = packet.pts - dts_gap
         super()._copy_packet(packet)
