@@ -54,13 +54,15 @@ def quality_plot(rows: Sequence[Mapping[str, float]], labels: Sequence[str]) -> 
 
 
 def fps_plot(times: Sequence[float], fps: Sequence[float]) -> bytes:
-    """Frames per second over the run (each point: the rate since the previous event)."""
+    """Frames per second over the run (each step: the rate since the previous event)."""
     fig = Figure(figsize=(9, 3))
     ax = fig.subplots()
-    ax.plot(times, fps, marker="o", markersize=3, linewidth=1.2)
+    # Each rate holds over the interval that ends at its event: a step from time 0.
+    ax.step([0.0, *times], [fps[0], *fps] if fps else [0.0], where="pre", linewidth=1.2)
     ax.set_xlabel("elapsed (s)")
     ax.set_ylabel("frames/s")
     ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     return _png(fig)
 
