@@ -2,7 +2,8 @@
 """Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``, ``compare``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
-3 unreadable input, 130 interrupted (4 is reserved for resumable failures).
+3 unreadable input, 4 failed with finished work kept (the same command resumes), 5 workers
+failed beyond their retries with nothing kept, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, ResumableError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -48,9 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="restore a video")
     config_args(run)
-    run.add_argument("-i", "--input", required=True, help="input video")
-    run.add_argument("-o", "--output", required=True, help="output video")
+    run.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        nargs="+",
+        help="input video; several files, a folder, a glob or a list file make a batch",
+    )
+    run.add_argument("-o", "--output", required=True, help="output video (a folder for a batch)")
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
+    run.add_argument(
+        "--work-dir",
+        help="where segment mode keeps finished segments (default: .OUTPUT.work beside it)",
+    )
+    run.add_argument(
+        "--restart", action="store_true", help="discard earlier work instead of resuming"
+    )
+    run.add_argument(
+        "--keep-work", action="store_true", help="keep the work directory after success"
+    )
     run.add_argument(
         "--progress",
         choices=["auto", "bar", "json", "none"],
@@ -115,7 +133,7 @@ def _check_report_args(args: argparse.Namespace) -> None:
         raise ConfigError("--reference needs --report (or use the compare command)")
     if not args.report:
         return
-    if "-" in (args.input, args.output):
+    if "-" in (args.input[0], args.output):
         raise ConfigError("--report reads the input and output again: give files, not '-'")
     report = Path(args.report)
     if report.exists() and not args.overwrite:
@@ -140,33 +158,45 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.batch import is_batch
     from pipeline.progress import BarReporter, JsonLinesReporter
     from pipeline.report import ProgressRecorder, ReportInputs, write_report
     from pipeline.runner import Pipeline
 
     pipe = Pipeline.from_yaml(args.config, _overrides(args))
     window = _window(args)
+    if is_batch(args.input) and (not window.is_whole or args.report or args.reference):
+        raise ConfigError("-ss/-t/-to/--crop and --report take one input file, not a batch")
     _check_report_args(args)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "none"
     reporter = {"bar": BarReporter, "json": JsonLinesReporter}.get(mode)
     on_progress = reporter() if reporter else None
+    if is_batch(args.input):
+        try:
+            return _run_batch(args, pipe, on_progress, mode == "json")
+        finally:
+            if on_progress is not None:
+                on_progress.close()
     recorder = ProgressRecorder(on_progress)
     try:
         summary = pipe.run(
-            args.input,
+            args.input[0],
             args.output,
             overwrite=args.overwrite,
             on_progress=recorder,
             window=window,
+            work_dir=args.work_dir,
+            restart=args.restart,
+            keep_work=args.keep_work,
         )
     finally:
         if on_progress is not None:
             on_progress.close()
     if args.report:
         inputs = ReportInputs(
-            args.input,
+            args.input[0],
             args.output,
             pipe.config,
             summary.to_dict(),
@@ -188,7 +218,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         + (f"; per stage, per worker: {stages}" if stages else ""),
         file=sys.stderr,
     )
+    if summary.segments_reused:
+        print(
+            f"resumed: reused {summary.segments_reused} of {summary.segments} segments "
+            f"({summary.frames_reused} of {summary.frames_out} frames)",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_events: bool) -> int:
+    from pathlib import Path
+
+    from pipeline.batch import Batch, expand_inputs, plan_outputs
+
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"-o {out_dir}: a batch writes into a folder, and this is a file")
+    jobs = plan_outputs(expand_inputs(args.input), out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    batch = Batch(pipe, jobs, overwrite=args.overwrite, restart=args.restart,
+                  keep_work=args.keep_work, on_progress=on_progress)  # fmt: skip
+    summary = batch.run()
+    if json_events:
+        print(json.dumps({"event": "batch", **summary.to_dict()}), file=sys.stderr)
+    print(summary.table())
+    done = sum(f.status in ("done", "skipped") for f in summary.files)
+    print(
+        f"{done} of {len(summary.files)} files restored in {summary.wall_s:.1f} s; "
+        f"table written to {summary.results_path}",
+        file=sys.stderr,
+    )
+    if any(f.exit_code == 4 for f in summary.files):
+        print(f"resume with: {_resume_command(None)}", file=sys.stderr)
+    return summary.exit_code
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -248,6 +311,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resume_command(argv: Sequence[str] | None) -> str:
+    """The command that was run, minus ``--restart``: running it again resumes the job."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--restart"]
+    return shlex.join([sys.executable, sys.argv[0], *args])
+
+
 COMMANDS = {
     "run": _cmd_run,
     "probe": _cmd_probe,
@@ -258,8 +327,25 @@ COMMANDS = {
 }
 
 
+def _work_kept(args: argparse.Namespace) -> bool:
+    """Whether an interrupted ``run`` left work that the same command would resume."""
+    from pathlib import Path
+
+    from pipeline.workdir import default_work_dir
+
+    if args.command != "run" or args.output == "-":
+        return False
+    if args.work_dir:
+        return Path(args.work_dir).is_dir()
+    out = Path(args.output)
+    if out.is_dir():  # a batch
+        return any(p.is_dir() for p in out.glob(".*.work"))
+    return default_work_dir(out).is_dir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     debug = False
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         debug = args.debug
@@ -274,9 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, ResumableError):
+            print(f"resume with: {_resume_command(argv)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        if args is not None and _work_kept(args):
+            print(f"finished segments are kept; resume with: {_resume_command(argv)}",
+                  file=sys.stderr)  # fmt: skip
         return EXIT_INTERRUPTED
     except Exception as exc:  # the CLI promises one line, never a traceback
         if debug:

@@ -167,3 +167,6 @@ def test_cli_preview_errors_are_one_line(tmp_path: Path) -> None:
     assert_clean_error(cli(*run, "--crop", "100x10+0+0"), 2, "does not fit")
     assert_clean_error(cli(*run, "-t", "1", "-to", "2"), 2, "not allowed with")
     assert not Path(out).exists()
+    batch = ("run", "-c", str(PASSTHROUGH), "-i", src, src, "-o", str(tmp_path / "many"))
+    assert_clean_error(cli(*batch, "-ss", "1"), 2, "one input file, not a batch")
+    assert not (tmp_path / "many").exists()
