@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
+"""Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``, ``compare``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
 3 unreadable input, 4 failed with finished work kept (the same command resumes), 5 workers
@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="bar on a terminal (auto), JSON lines on stderr, or none",
     )
+    window_args(run)
+    run.add_argument("--report", metavar="HTML", help="write a self-contained job report")
+    run.add_argument("--reference", help="clean video: the report adds PSNR/SSIM/flicker")
 
     pr = sub.add_parser("probe", help="describe a media file's streams")
     pr.add_argument("input")
@@ -87,7 +90,58 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(va)
 
     sub.add_parser("models", help="list registered networks with measured figures")
+
+    cp = sub.add_parser("compare", help="side-by-side/wipe video or contact sheet, quality")
+    cp.add_argument("videos", nargs="+", help="videos to compare, the first sets the timeline")
+    cp.add_argument("-o", "--output", required=True, help="out.png (contact sheet) or out.mp4")
+    cp.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
+    cp.add_argument("--labels", help="comma-separated names (default: file names)")
+    cp.add_argument("--layout", choices=["side", "wipe"], default="side", help="video layout")
+    picks = cp.add_mutually_exclusive_group()
+    picks.add_argument("--frames", help="contact sheet frames, e.g. 0,24,48 (default: 4 spread)")
+    picks.add_argument("--every", metavar="DURATION", help="contact sheet frame every 2s, ...")
+    cp.add_argument("--width", type=int, default=480, help="contact sheet cell width (0: full)")
+    cp.add_argument(
+        "--reference", help="clean video: per-frame PSNR/SSIM/flicker table (.csv) and plot"
+    )
     return p
+
+
+def window_args(sp: argparse.ArgumentParser) -> None:
+    """FFmpeg's trim options and a crop: restore a few seconds of a region first."""
+    g = sp.add_argument_group("preview (FFmpeg's words; times count from the first frame)")
+    g.add_argument("-ss", dest="ss", metavar="START", help="start at the first frame at/after")
+    span = g.add_mutually_exclusive_group()
+    span.add_argument("-t", dest="t", metavar="DURATION", help="restore this long")
+    span.add_argument("-to", dest="to", metavar="END", help="stop before this time")
+    g.add_argument("--crop", metavar="WxH+X+Y", help="restore only this region")
+
+
+def _window(args: argparse.Namespace) -> Any:
+    from pipeline.window import Window
+
+    return Window.from_ffmpeg(args.ss, args.t, args.to, args.crop)
+
+
+def _check_report_args(args: argparse.Namespace) -> None:
+    """Report options are checked before hours of work, not after."""
+    from pathlib import Path
+
+    from pipeline.errors import OutputError
+
+    if args.reference and not args.report:
+        raise ConfigError("--reference needs --report (or use the compare command)")
+    if not args.report:
+        return
+    if "-" in (args.input[0], args.output):
+        raise ConfigError("--report reads the input and output again: give files, not '-'")
+    report = Path(args.report)
+    if report.exists() and not args.overwrite:
+        raise OutputError(f"{report} exists (use -y to overwrite)")
+    if not report.parent.is_dir():
+        raise OutputError(f"report folder {report.parent} does not exist")
+    if args.reference and not Path(args.reference).is_file():
+        raise ConfigError(f"--reference {args.reference}: no such file")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -106,9 +160,14 @@ def _print_json(obj: Any) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.batch import is_batch
     from pipeline.progress import BarReporter, JsonLinesReporter
+    from pipeline.report import ProgressRecorder, ReportInputs, write_report
     from pipeline.runner import Pipeline
 
     pipe = Pipeline.from_yaml(args.config, _overrides(args))
+    window = _window(args)
+    if is_batch(args.input) and (not window.is_whole or args.report or args.reference):
+        raise ConfigError("-ss/-t/-to/--crop and --report take one input file, not a batch")
+    _check_report_args(args)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "none"
@@ -120,12 +179,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         finally:
             if on_progress is not None:
                 on_progress.close()
+    recorder = ProgressRecorder(on_progress)
     try:
         summary = pipe.run(
             args.input[0],
             args.output,
             overwrite=args.overwrite,
-            on_progress=on_progress,
+            on_progress=recorder,
+            window=window,
             work_dir=args.work_dir,
             restart=args.restart,
             keep_work=args.keep_work,
@@ -133,6 +194,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         if on_progress is not None:
             on_progress.close()
+    if args.report:
+        inputs = ReportInputs(
+            args.input[0],
+            args.output,
+            pipe.config,
+            summary.to_dict(),
+            recorder.events,
+            window,
+            args.reference,
+        )
+        write_report(args.report, inputs)
     if mode == "json":
         print(json.dumps({"event": "summary", **summary.to_dict()}), file=sys.stderr)
     stages = ", ".join(
@@ -219,6 +291,26 @@ def _cmd_models(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.compare import compare
+
+    result = compare(
+        args.videos,
+        args.output,
+        labels=args.labels.split(",") if args.labels else None,
+        layout=args.layout,
+        frames=args.frames,
+        every=args.every,
+        reference=args.reference,
+        cell_width=args.width,
+        overwrite=args.overwrite,
+    )
+    if "table" in result:
+        print(result["table"])
+    print("wrote " + ", ".join(result["written"]), file=sys.stderr)
+    return EXIT_OK
+
+
 def _resume_command(argv: Sequence[str] | None) -> str:
     """The command that was run, minus ``--restart``: running it again resumes the job."""
     args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--restart"]
@@ -231,6 +323,7 @@ COMMANDS = {
     "plan": _cmd_plan,
     "validate": _cmd_validate,
     "models": _cmd_models,
+    "compare": _cmd_compare,
 }
 
 

@@ -90,7 +90,15 @@ class ChunkReader:
     ``close()`` (or exhausting it, or a ``with`` block) releases the file.
     """
 
-    def __init__(self, info: MediaInfo, chunk_frames: int, start_index: int = 0) -> None:
+    def __init__(
+        self,
+        info: MediaInfo,
+        chunk_frames: int,
+        start_index: int = 0,
+        seek_to: Fraction | None = None,
+    ) -> None:
+        """``seek_to``: seconds on the video stream's timeline; decoding starts at the
+        keyframe at or before it (the caller drops the frames before it it does not want)."""
         if chunk_frames < 1:
             raise ValueError("chunk_frames must be >= 1")
         if start_index < 0:
@@ -98,6 +106,7 @@ class ChunkReader:
         self.info = info
         self.chunk_frames = chunk_frames
         self.start_index = start_index
+        self.seek_to = seek_to
         self.stats = DecodeStats()
         self._chunks = self._generate()
 
@@ -125,6 +134,9 @@ class ChunkReader:
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if self.seek_to:
+                # backward=True lands on the keyframe at or before the target.
+                container.seek(int(self.seek_to / stream.time_base), stream=stream, backward=True)
             packets = container.demux(stream)
             while True:
                 try:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, config_hash, load_config
-from pipeline.decode import iter_chunks
 from pipeline.encode import VideoWriter, pick_output_format
 from pipeline.errors import OutputError, PipelineError, ResumableError, WorkerError
 from pipeline.executors import InlineExecutor, RayExecutor
@@ -33,6 +32,7 @@ from pipeline.segments import (
     why_not_segmentable,
 )
 from pipeline.streaming import is_stdio, spooled_input
+from pipeline.window import Window
 from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,22 @@ class Pipeline:
         assert isinstance(executor, RayExecutor)
         return executor
 
-    def segment_plan(self, info: MediaInfo, graph: StageGraph) -> list[SegmentSpan] | None:
-        """The segment plan when this job runs in segment mode, else None (chunk mode)."""
+    def segment_plan(
+        self, info: MediaInfo, graph: StageGraph, window: Window | None = None
+    ) -> list[SegmentSpan] | None:
+        """The segment plan when this job runs in segment mode, else None (chunk mode).
+
+        A trimmed or cropped run (a preview, ``window``) always takes chunks: the driver
+        cuts the span frame-exactly and crops the planes before any stage runs, which a
+        segment worker's keyframe-aligned cut does not do.
+        """
         ex = self.config.execution
         if ex.executor != "ray" or graph.is_identity or ex.mode == "chunk":
             return None
         reason = None
-        if graph.temporal_radius:
+        if window is not None and not window.is_whole:
+            reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
+        elif graph.temporal_radius:
             reason = "temporal stages need context frames across segment boundaries"
         else:
             index = index_packets(info)
@@ -162,6 +171,7 @@ class Pipeline:
         *,
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
+        window: Window | None = None,
         work_dir: str | os.PathLike | None = None,
         restart: bool = False,
         keep_work: bool = False,
@@ -169,6 +179,8 @@ class Pipeline:
         """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded.
 
         ``"-"`` reads standard input or writes standard output (``pipeline.streaming``).
+        ``window`` restores only a time span and/or a crop (``pipeline.window``); such a
+        preview always runs in chunk mode (``segment_plan``).
         In segment mode finished segments are kept in ``work_dir`` (default: beside the
         output) so that the same call after a crash redoes only the rest; ``restart``
         discards earlier work, ``keep_work`` keeps the folder after success.
@@ -180,7 +192,7 @@ class Pipeline:
         if work_dir is None and not is_stdio(dst):
             work = _WorkSettings(default_work_dir(dst), restart, keep_work)
         with spooled_input(src) as path:
-            return self._run(path, dst, on_progress, work)
+            return self._run(path, dst, on_progress, work, window or Window())
 
     def _run(
         self,
@@ -188,15 +200,18 @@ class Pipeline:
         dst: str | Path,
         on_progress: ProgressCallback | None,
         work: _WorkSettings,
+        window: Window,
     ) -> RunSummary:
         info = probe(src)
+        window = window.fitted(info)
+        view = window.view(info)  # what the stages see: cropped, frames of the span
         graph = StageGraph.from_config(self.config)
-        out_fmt = self.output_format(info, graph)
-        spans = self.segment_plan(info, graph)
+        out_fmt = self.output_format(view, graph)
+        spans = self.segment_plan(info, graph, window)
         if spans is not None:
             return self._run_segments(info, graph, out_fmt, spans, dst, on_progress, work)
-        chunks = iter_chunks(info, self.config.execution.chunk_frames)
-        tracker = ProgressTracker(info.video.frame_count, on_progress)
+        chunks = window.reader(info, self.config.execution.chunk_frames)
+        tracker = ProgressTracker(view.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0
         executor = self._executor(graph, out_fmt)
@@ -204,7 +219,7 @@ class Pipeline:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (
                 chunks,
-                self.writer(dst, info, out_fmt) as writer,
+                self.writer(dst, info, out_fmt, window) as writer,
             ):
                 for chunk in _in_order(executor.map(chunks)):
                     writer.write(chunk)
@@ -232,9 +247,16 @@ class Pipeline:
             bytes_moved=executor.stats.bytes_moved,
         )
 
-    def writer(self, dst: str | Path, info: MediaInfo, out_fmt: VideoFormat) -> VideoWriter:
-        """The output writer this config asks for (temporary name until ``close()``)."""
-        return VideoWriter(
+    def writer(
+        self,
+        dst: str | Path,
+        info: MediaInfo,
+        out_fmt: VideoFormat,
+        window: Window | None = None,
+    ) -> VideoWriter:
+        """The output writer this config asks for (temporary name until ``close()``);
+        with a ``window``, one that writes only its span, shifted to start at 0."""
+        return (window or Window()).writer(
             dst,
             info,
             out_fmt,

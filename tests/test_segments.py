@@ -4,6 +4,7 @@ the work directory, resume and the resumable exit."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -12,10 +13,12 @@ import pytest
 
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, ResumableError
+from pipeline.graph import StageGraph
 from pipeline.probe import probe
 from pipeline.runner import Pipeline
 from pipeline.segments import index_packets, plan_segments
-from pipeline.workdir import MANIFEST
+from pipeline.window import Crop, Window
+from pipeline.workdir import MANIFEST, default_work_dir
 from tests.media_factory import make_clip
 
 #: x264 with B-frames, open GOPs and short GOPs: leading pictures at every boundary.
@@ -180,4 +183,36 @@ def test_workers_may_read_segments_from_shared_storage(ray_cluster, clip, refere
     pts, frames = decoded(tmp_path / "b.mkv")
     assert pts == reference[0]
     for a, b in zip(frames, reference[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_preview_takes_chunks_even_when_segments_are_asked_for(clip: str):
+    pipe = Pipeline(parse_config(GRAPH, "g.yaml", ["execution.mode=segment"]))
+    info, graph = probe(clip), StageGraph.from_config(pipe.config)
+    assert pipe.segment_plan(info, graph) is not None
+    for window in (Window.from_ffmpeg("0.2", t="0.5"), Window(crop=Crop(32, 32, 0, 0))):
+        with pytest.warns(UserWarning, match="-ss/-t/-to/--crop preview"):
+            assert pipe.segment_plan(info, graph, window) is None
+    assert pipe.segment_plan(info, graph, Window()) is not None  # the whole video
+
+
+@pytest.mark.ray
+def test_trim_on_a_segment_mode_config_is_frame_exact_on_ray(
+    ray_cluster, clip, reference, tmp_path
+):
+    ref_pts, ref_frames = reference
+    # From just before frame 7 to frame 20 (exclusive), counted from the first frame.
+    start = Fraction(ref_pts[7] - ref_pts[0], 1000) - Fraction(1, 2000)
+    end = Fraction(ref_pts[20] - ref_pts[0], 1000)
+    out = tmp_path / "preview.mkv"
+    summary = Pipeline(parse_config(GRAPH, "g.yaml")).run(clip, out, window=Window(start, end))
+    assert summary.mode == "chunk" and summary.workers >= 1  # on Ray, raw chunks
+    assert summary.frames_out == 13
+    assert not default_work_dir(out).exists()
+    pts, frames = decoded(out)
+    # Shifted to start at 0; Matroska lifts everything by the first audio packet's lead
+    # (under one packet, 1024 samples), as it did for the reference.
+    assert 0 <= pts[0] < 1024 * 1000 / 48000
+    assert [p - pts[0] for p in pts] == [p - ref_pts[7] for p in ref_pts[7:20]]
+    for a, b in zip(frames, ref_frames[7:20], strict=True):
         np.testing.assert_array_equal(a, b)

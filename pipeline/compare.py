@@ -1,0 +1,434 @@
+"""Look at videos together: a side-by-side or wipe video, a contact sheet, quality numbers.
+
+Frames are matched by presentation time, not by index (each video's clock starts at its
+own first frame), so a VFR file, a shifted Matroska or a file missing frames still lines
+up; a frame of the first video that another has nothing within half a frame of is
+skipped and counted. Frames are decoded with the pipeline's own decoder and YUV -> RGB,
+so what is compared is what the stages saw. With a reference, every video gets per-frame
+PSNR and SSIM (``training.metrics``, the definitions the model cards use) and a flicker
+measure: the mean absolute difference of consecutive frames minus the reference's own,
+in 8-bit code values (positive: the video changes more from frame to frame than the
+clean footage does).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.colour import rgb_to_yuv, yuv_to_rgb
+from pipeline.errors import ConfigError, OutputError
+from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.plots import quality_plot
+from pipeline.probe import MediaInfo, probe
+from pipeline.window import Window, parse_time
+
+#: Frames decoded and converted together (bounds float memory at 4K).
+DECODE_BATCH = 4
+#: Seconds for the wipe's divider to cross the frame and come back.
+WIPE_PERIOD_S = 4.0
+VIDEO_EXTS = (".mp4", ".mkv", ".mov")
+IMAGE_EXTS = (".png",)
+
+
+@dataclass
+class Aligned:
+    """One instant: the first video's frame ``index`` at ``time`` and every video's frame."""
+
+    index: int
+    time: Fraction
+    frames: list[np.ndarray]  # HWC uint8 RGB, one per source, in the given order
+
+
+def rgb_frames(
+    info: MediaInfo, window: Window | None = None
+) -> Iterator[tuple[Fraction, np.ndarray]]:
+    """(seconds since the first frame, HWC uint8 RGB) of every frame, in order."""
+    window = (window or Window()).fitted(info)
+    with window.reader(info, DECODE_BATCH) as chunks:
+        first: Fraction | None = None
+        for chunk in chunks:
+            planes = [torch.from_numpy(p.astype(np.int32)) for p in chunk.planes]
+            rgb = yuv_to_rgb(planes, chunk.fmt).clamp_(0, 1).mul_(255).round_()
+            batch = rgb.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+            for pts, frame in zip(chunk.pts, batch, strict=True):
+                time = pts * chunk.time_base
+                first = time if first is None else first
+                yield time - first, frame
+
+
+class _Cursor:
+    """Walks one video's frames forward to the one nearest a requested time."""
+
+    def __init__(self, frames: Iterator[tuple[Fraction, np.ndarray]]) -> None:
+        self.frames = frames
+        self.current = next(frames, None)
+        self.following = next(frames, None)
+
+    def at(self, time: Fraction, tolerance: Fraction) -> np.ndarray | None:
+        while self.following is not None and abs(self.following[0] - time) <= abs(
+            self.current[0] - time  # type: ignore[index]
+        ):
+            self.current, self.following = self.following, next(self.frames, None)
+        if self.current is None or abs(self.current[0] - time) > tolerance:
+            return None
+        return self.current[1]
+
+
+def aligned_frames(
+    infos: Sequence[MediaInfo], windows: Sequence[Window | None] | None = None
+) -> Iterator[Aligned]:
+    """The first video's frames, each with the other videos' frames nearest in time."""
+    windows = list(windows) if windows is not None else [None] * len(infos)
+    rate = infos[0].video.avg_rate or Fraction(25)
+    tolerance = 1 / (2 * Fraction(rate))
+    master = rgb_frames(infos[0], windows[0])
+    others = [_Cursor(rgb_frames(i, w)) for i, w in zip(infos[1:], windows[1:], strict=True)]
+    skipped = 0
+    for index, (time, frame) in enumerate(master):
+        matched = [cursor.at(time, tolerance) for cursor in others]
+        if any(m is None for m in matched):
+            skipped += 1
+            continue
+        yield Aligned(index, time, [frame, *matched])  # type: ignore[list-item]
+    if skipped:
+        warnings.warn(
+            f"{skipped} frame(s) of {infos[0].path} had no frame within half a frame "
+            "in another video; skipped",
+            stacklevel=2,
+        )
+
+
+# -- pictures -------------------------------------------------------------------------
+def _fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    if frame.shape[:2] == (height, width):
+        return frame
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def draw_label(image: np.ndarray, text: str, right: bool = False) -> np.ndarray:
+    """``image`` with ``text`` in a dark box in its top-left (or top-right) corner."""
+    width = image.shape[1]
+    scale = max(0.35, min(1.2, width / 900))
+    thick = 1 if scale < 0.8 else 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(3, int(6 * scale))
+    x0 = width - tw - 2 * pad if right else 0
+    out = image.copy()
+    cv2.rectangle(out, (x0, 0), (x0 + tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), -1)
+    cv2.putText(
+        out,
+        text,
+        (x0 + pad, th + pad),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thick,
+        cv2.LINE_AA,
+    )
+    return out
+
+
+def join(parts: Sequence[np.ndarray], axis: int) -> np.ndarray:
+    """Images joined side by side (``axis=1``) or stacked (``axis=0``) with white gaps."""
+    out = [parts[0]]
+    for part in parts[1:]:
+        shape = list(part.shape)
+        shape[axis] = 4
+        out += [np.full(shape, 255, np.uint8), part]
+    return np.concatenate(out, axis=axis)
+
+
+def side_by_side(
+    frames: Sequence[np.ndarray], labels: Sequence[str], width: int | None = None
+) -> np.ndarray:
+    """The frames next to each other, each labelled, at the first one's size (or scaled
+    down to ``width`` pixels each)."""
+    height, full = frames[0].shape[:2]
+    if width and width < full:
+        height = max(1, round(height * width / full))
+    else:
+        width = full
+    cells = [draw_label(_fit(f, height, width), lab) for f, lab in zip(frames, labels, strict=True)]
+    return join(cells, axis=1)
+
+
+def wipe(frames: Sequence[np.ndarray], labels: Sequence[str], position: float) -> np.ndarray:
+    """The first frame left of a divider at ``position`` (0..1 of the width), the second
+    right of it; a white line marks the divider."""
+    height, width = frames[0].shape[:2]
+    left, right = frames[0], _fit(frames[1], height, width)
+    x = round(position * width)
+    out = np.concatenate([left[:, :x], right[:, x:]], axis=1)
+    cv2.line(out, (x, 0), (x, height - 1), (255, 255, 255), max(1, width // 400))
+    return draw_label(draw_label(out, labels[0]), labels[1], right=True)
+
+
+def wipe_position(time: Fraction) -> float:
+    """Divider position at ``time``: sweeps 10% -> 90% -> 10% every ``WIPE_PERIOD_S``."""
+    phase = (float(time) / WIPE_PERIOD_S) % 1.0
+    return 0.1 + 0.8 * (1 - abs(2 * phase - 1))
+
+
+class _VideoOut:
+    """Encodes RGB frames with libx264 (yuv420p, BT.709 tags) at the given times, using
+    the pipeline's own RGB -> YUV; sizes are padded to even."""
+
+    def __init__(self, path: str, time_base: Fraction, rate: Fraction) -> None:
+        import av
+
+        self.path, self.time_base, self.rate = path, time_base, rate
+        self.box = av.open(path, "w")
+        self.stream: Any = None
+        self.fmt: VideoFormat | None = None
+
+    def add(self, rgb: np.ndarray, time: Fraction) -> None:
+        from pipeline.encode import planes_to_frame
+
+        height, width = rgb.shape[0] + rgb.shape[0] % 2, rgb.shape[1] + rgb.shape[1] % 2
+        if self.stream is None:
+            self.fmt = VideoFormat(width, height, "yuv420p", ColorInfo())
+            self.stream = self.box.add_stream("libx264", rate=self.rate, options={"crf": "18"})
+            self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, "yuv420p"
+            self.stream.time_base = self.stream.codec_context.time_base = self.time_base
+            cc = self.stream.codec_context
+            cc.colorspace = cc.color_primaries = cc.color_trc = 1  # BT.709
+            cc.color_range = 1  # limited
+        rgb = np.pad(rgb, ((0, height - rgb.shape[0]), (0, width - rgb.shape[1]), (0, 0)), "edge")
+        tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+        planes = [p[0].numpy() for p in rgb_to_yuv(tensor, self.fmt)]  # type: ignore[arg-type]
+        frame = planes_to_frame(planes, "yuv420p")
+        frame.colorspace, frame.color_range = 1, 1
+        frame.pts = round(time / self.time_base)
+        frame.time_base = self.time_base
+        for packet in self.stream.encode(frame):
+            self.box.mux(packet)
+
+    def close(self) -> None:
+        if self.stream is None:
+            raise ConfigError("no frames to compare (nothing lined up in time)")
+        for packet in self.stream.encode(None):
+            self.box.mux(packet)
+        self.box.close()
+
+
+# -- numbers --------------------------------------------------------------------------
+def _tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
+
+
+class QualityTable:
+    """Per-frame PSNR, SSIM and flicker of each video against the last source, the
+    reference. Feed it ``Aligned`` instants in order."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.rows: list[dict[str, Any]] = []
+        self._previous: list[torch.Tensor] | None = None
+
+    def add(self, instant: Aligned) -> None:
+        from training.metrics import psnr, ssim
+
+        frames = [_tensor(f) for f in instant.frames]
+        *videos, ref = frames
+        for label, video in zip(self.labels, videos, strict=True):
+            if video.shape != ref.shape:
+                raise ConfigError(
+                    f"{label} is {video.shape[2]}x{video.shape[1]}, the reference "
+                    f"{ref.shape[2]}x{ref.shape[1]}: quality needs the same size"
+                )
+        row: dict[str, Any] = {"frame": instant.index, "time": float(instant.time)}
+        prev = self._previous
+        ref_change = float((ref - prev[-1]).abs().mean()) * 255 if prev else None
+        for i, (label, video) in enumerate(zip(self.labels, videos, strict=True)):
+            row[f"{label}_psnr"] = psnr(video, ref)
+            row[f"{label}_ssim"] = ssim(video, ref)
+            change = float((video - prev[i]).abs().mean()) * 255 if prev else None
+            row[f"{label}_flicker"] = (
+                None if change is None or ref_change is None else change - ref_change
+            )
+        self.rows.append(row)
+        self._previous = frames
+
+    def means(self) -> dict[str, dict[str, float]]:
+        """Per label: mean PSNR (finite frames), SSIM and flicker over the frames."""
+        out = {}
+        for label in self.labels:
+            out[label] = {}
+            for measure in ("psnr", "ssim", "flicker"):
+                values = [r[f"{label}_{measure}"] for r in self.rows]
+                values = [v for v in values if v is not None]
+                finite = [v for v in values if math.isfinite(v)]
+                # Identical frames have infinite PSNR: the mean of the rest says more.
+                mean = sum(finite) / len(finite) if finite else math.nan
+                out[label][measure] = max(values) if values and not finite else mean
+        return out
+
+    def format(self) -> str:
+        """The means as a small text table."""
+        lines = [f"{'video':24} {'PSNR dB':>8} {'SSIM':>7} {'flicker':>8}"]
+        for label, m in self.means().items():
+            lines.append(f"{label:24} {m['psnr']:8.2f} {m['ssim']:7.4f} {m['flicker']:+8.2f}")
+        return "\n".join(lines)
+
+    def write_csv(self, path: str | os.PathLike) -> None:
+        keys = list(self.rows[0]) if self.rows else ["frame", "time"]
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def plot(self) -> bytes:
+        return quality_plot(self.rows, self.labels)
+
+
+# -- the command ----------------------------------------------------------------------
+def default_labels(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """File stems, numbered when two are the same."""
+    stems = [Path(p).stem for p in paths]
+    return [f"{s}#{i + 1}" if stems.count(s) > 1 else s for i, s in enumerate(stems)]
+
+
+@dataclass
+class FramePick:
+    """Which frames a contact sheet shows: indices of the first video, every ``every``
+    seconds, or ``count`` spread evenly over it."""
+
+    indices: frozenset[int] | None = None
+    every: Fraction | None = None
+    count: int = 4
+    total: int | None = None
+    _next_time: Fraction = Fraction(0)
+
+    @classmethod
+    def parse(cls, frames: str | None, every: str | None, total: int | None) -> FramePick:
+        if frames and every:
+            raise ConfigError("--frames and --every are mutually exclusive")
+        if frames:
+            try:
+                indices = frozenset(int(f) for f in frames.split(","))
+            except ValueError:
+                raise ConfigError(f"--frames {frames!r}: expected indices like 0,24,48") from None
+            return cls(indices=indices)
+        if every:
+            step = parse_time(every)
+            if step <= 0:
+                raise ConfigError("--every must be longer than 0")
+            return cls(every=step)
+        return cls(total=total)
+
+    def wants(self, instant: Aligned) -> bool:
+        if self.indices is not None:
+            return instant.index in self.indices
+        if self.every is not None:
+            if instant.time < self._next_time:
+                return False
+            while self._next_time <= instant.time:
+                self._next_time += self.every
+            return True
+        total = self.total or 1
+        marks = {round(i * (total - 1) / max(self.count - 1, 1)) for i in range(self.count)}
+        return instant.index in marks
+
+    def done(self, instant: Aligned) -> bool:
+        return self.indices is not None and instant.index >= max(self.indices)
+
+
+def compare(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    labels: Sequence[str] | None = None,
+    layout: str = "side",
+    frames: str | None = None,
+    every: str | None = None,
+    reference: str | os.PathLike | None = None,
+    cell_width: int = 480,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write ``out`` (a .png contact sheet or a video) comparing ``paths``; with a
+    reference, also ``<out>.quality.csv`` and ``<out>.quality.png``. Returns what was
+    written and the quality means."""
+    out = Path(out)
+    if out.suffix.lower() not in VIDEO_EXTS + IMAGE_EXTS:
+        raise ConfigError(f"-o {out}: use .png for a contact sheet or {'/'.join(VIDEO_EXTS)}")
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out} exists (use -y to overwrite)")
+    labels = list(labels) if labels else default_labels(paths)
+    if len(labels) != len(paths):
+        raise ConfigError(f"{len(labels)} labels for {len(paths)} videos")
+    if layout == "wipe" and len(paths) != 2:
+        raise ConfigError("--layout wipe compares exactly two videos")
+    sources = [*paths, reference] if reference else list(paths)
+    shown = [*labels, "reference"] if reference else labels
+    infos = [probe(p) for p in sources]
+    master = infos[0].video
+    table = QualityTable(labels) if reference else None
+    sheet = out.suffix.lower() in IMAGE_EXTS
+    pick = FramePick.parse(frames, every, master.frame_count) if sheet else None
+    rows: list[np.ndarray] = []
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    rate = master.avg_rate or Fraction(25)
+    video = None if sheet else _VideoOut(str(partial), master.time_base, rate)
+    try:
+        for instant in aligned_frames(infos):
+            if table is not None:
+                table.add(instant)
+            if pick is not None:
+                if pick.wants(instant):
+                    rows.append(_sheet_row(instant, shown, cell_width))
+                if pick.done(instant) and table is None:
+                    break
+            elif video is not None:
+                if layout == "wipe":
+                    picture = wipe(instant.frames, labels, wipe_position(instant.time))
+                else:
+                    picture = side_by_side(instant.frames, shown)
+                video.add(picture, instant.time)
+        if video is not None:
+            video.close()
+            os.replace(partial, out)
+    finally:
+        if video is not None:
+            video.box.close()
+            partial.unlink(missing_ok=True)
+    written = [str(out)]
+    if sheet:
+        if not rows:
+            raise ConfigError("no frame matched --frames/--every")
+        _write_png(out, join(rows, axis=0))
+    result: dict[str, Any] = {"written": written}
+    if table is not None:
+        stem = out.with_suffix("")
+        csv_path, png_path = Path(f"{stem}.quality.csv"), Path(f"{stem}.quality.png")
+        table.write_csv(csv_path)
+        png_path.write_bytes(table.plot())
+        written += [str(csv_path), str(png_path)]
+        result["quality"] = table.means()
+        result["table"] = table.format()
+    return result
+
+
+def _sheet_row(instant: Aligned, labels: Sequence[str], cell_width: int) -> np.ndarray:
+    stamp = f"#{instant.index} {float(instant.time):.2f}s"
+    return side_by_side(instant.frames, [f"{lab} {stamp}" for lab in labels], cell_width)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    ok, data = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
+    )
+    if not ok:
+        raise OutputError(f"cannot encode {path}")
+    path.write_bytes(data.tobytes())

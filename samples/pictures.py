@@ -1,0 +1,120 @@
+"""Regenerate the README's before/after pictures with the project's own commands.
+
+    python -m samples.pictures          # or: make pictures
+
+Why a script and not hand-made images: the pictures must show what ``run`` does with the
+weights in the tree today, so they are remade (``run`` then ``compare``) whenever weights
+change. Two kinds:
+
+- ``sample.png``: the bundled ``samples/rainy_street.mp4`` restored with
+  ``configs/sample.yaml`` (the demo).
+- ``heldout-MODEL.png``: for every shipped model, synthetic footage over a held-out
+  Kodak24 photo (``training.degrade.make_test_video``: never trained on) degraded for the
+  model's task, restored with the first config in ``configs/`` that uses the model and
+  validates (a model without weights fails validation and is left out, so new weights
+  are picked up without editing this file); columns: degraded, restored, clean.
+  Needs ``../shared/data``; skipped with a message without it.
+
+Full runs and quality tables go to ``out/pictures/``; only the small PNGs are committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import run_pipeline
+from pipeline.config import PipelineConfig, load_config
+from pipeline.errors import PipelineError
+
+REPO = Path(__file__).resolve().parent.parent
+#: The degradation ``training.degrade`` makes for each model task.
+KIND_OF_TASK = {
+    "derain": "derain",
+    "deblur": "deblur",
+    "defocus": "defocus",
+    "denoise": "denoise",
+    "enhance": "lowlight",
+}
+#: The held-out photo the synthetic footage pans over (Kodak24: held out from training).
+PHOTO = "kodim23.png"
+CELL_WIDTH = 320
+
+
+def cli(*args: str) -> None:
+    """Run one ``run_pipeline.py`` command in this process; stop on failure."""
+    print("+ run_pipeline.py " + " ".join(args), flush=True)
+    code = run_pipeline.main(list(args))
+    if code != 0:
+        raise SystemExit(code)
+
+
+def shipped_models(configs: Path) -> dict[str, tuple[Path, str]]:
+    """Model name -> (the first config that uses it alone and validates, its task)."""
+    import models
+
+    found: dict[str, tuple[Path, str]] = {}
+    for path in sorted(configs.glob("*.yaml")):
+        try:
+            cfg: PipelineConfig = load_config(path)
+        except PipelineError as exc:  # e.g. the model's weights are not shipped yet
+            print(f"skip {path.name}: {exc}", file=sys.stderr)
+            continue
+        restores = [s for s in cfg.stages if s.type == "restore"]
+        if len(restores) != 1:
+            continue
+        name = restores[0].params.model
+        task = models.get_card(name).task if models.is_registered(name) else None
+        if task in KIND_OF_TASK and name not in found:
+            found[name] = (path, task)
+    return found
+
+
+def sample_picture(out: Path, work: Path) -> None:
+    restored = work / "sample_restored.mp4"
+    cli("run", "-c", "configs/sample.yaml", "-i", "samples/rainy_street.mp4",
+        "-o", str(restored), "-y", "--executor", "inline")  # fmt: skip
+    cli("compare", "samples/rainy_street.mp4", str(restored), "--labels", "rainy,restored",
+        "--frames", "24", "--width", "0", "-o", str(out / "sample.png"), "-y")  # fmt: skip
+
+
+def heldout_picture(name: str, config: Path, task: str, out: Path, work: Path) -> None:
+    from training.degrade import make_test_video
+    from training.splits import heldout_photos
+
+    photo = next(p for p in heldout_photos("kodak24") if p.name == PHOTO)
+    clean, degraded = work / f"{name}-clean.mp4", work / f"{name}-{task}.mp4"
+    make_test_video(photo, clean, degraded, KIND_OF_TASK[task], frames=12, size=(480, 320),
+                    codec="libx264")  # fmt: skip
+    restored = work / f"{name}-restored.mp4"
+    cli("run", "-c", str(config), "-i", str(degraded), "-o", str(restored), "-y",
+        "--executor", "inline")  # fmt: skip
+    cli("compare", str(degraded), str(restored), "--labels", f"{task} (synthetic),{name}",
+        "--reference", str(clean), "--frames", "6", "--width", str(CELL_WIDTH),
+        "-o", str(out / f"heldout-{name}.png"), "-y")  # fmt: skip
+    # The quality table and plot stay with the full runs; only the picture is committed.
+    for extra in out.glob(f"heldout-{name}.quality.*"):
+        extra.replace(work / extra.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "pictures")
+    parser.add_argument("--work", type=Path, default=REPO / "out" / "pictures")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    sample_picture(args.out, args.work)
+    from training.splits import DATA_ROOT
+
+    if not (DATA_ROOT / "clean" / "kodak24" / PHOTO).is_file():
+        print(f"no {DATA_ROOT}/clean/kodak24/{PHOTO}: held-out pictures skipped", file=sys.stderr)
+        return 0
+    for name, (config, task) in shipped_models(REPO / "configs").items():
+        heldout_picture(name, config, task, args.out, args.work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""``compare``: frames matched by time, contact sheets, side-by-side/wipe video, quality."""
+
+from __future__ import annotations
+
+import csv
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.compare import aligned_frames, compare, wipe, wipe_position
+from pipeline.errors import ConfigError
+from pipeline.probe import probe
+
+W, H = 64, 48
+
+
+def frames_rgb(count: int, seed: int = 0) -> list[np.ndarray]:
+    """Distinct smooth frames: a bright square moving over a gradient."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(40, 200, W, dtype=np.float32)[None, :, None].repeat(H, 0).repeat(3, 2)
+    base += rng.uniform(-10, 10, size=(1, 1, 3)).astype(np.float32)
+    out = []
+    for i in range(count):
+        frame = base.copy()
+        frame[10:26, 4 + 3 * i : 20 + 3 * i] = 235
+        out.append(frame.clip(0, 255).astype(np.uint8))
+    return out
+
+
+def write(path: Path, frames: list[np.ndarray], pts: list[int], time_base: Fraction) -> str:
+    """Lossless (FFV1 RGB) Matroska with the given pts, so content checks are exact-ish."""
+    with av.open(str(path), "w") as box:
+        stream = box.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "bgr0"
+        stream.time_base = stream.codec_context.time_base = time_base
+        for rgb, p in zip(frames, pts, strict=True):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="bgr0")
+            frame.pts, frame.time_base = p, time_base
+            for packet in stream.encode(frame):
+                box.mux(packet)
+        for packet in stream.encode(None):
+            box.mux(packet)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("cmp")
+    tb = Fraction(1, 1000)
+    pts = [round(i * 1000 / 24) for i in range(12)]
+    frames = frames_rgb(12)
+    # The same frames starting 5 s later with frame 5 missing: time matching must
+    # line frame i up with frame i, and skip 5.
+    late = [p + 5000 for i, p in enumerate(pts) if i != 5]
+    brighter = [np.clip(f.astype(int) + (12 if i % 2 else 0), 0, 255).astype(np.uint8)
+                for i, f in enumerate(frames)]  # fmt: skip
+    return {
+        "a": write(d / "a.mkv", frames, pts, tb),
+        "late": write(d / "late.mkv", [f for i, f in enumerate(frames) if i != 5], late, tb),
+        "flicker": write(d / "flicker.mkv", brighter, pts, tb),
+        "dir": str(d),
+    }
+
+
+def test_frames_are_matched_by_time_not_index(clips: dict[str, str]) -> None:
+    infos = [probe(clips["a"]), probe(clips["late"])]
+    with pytest.warns(UserWarning, match="1 frame"):
+        matched = list(aligned_frames(infos))
+    assert [m.index for m in matched] == [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+    for m in matched:
+        a, late = (f.astype(int) for f in m.frames)
+        assert np.abs(a - late).max() <= 3  # the same picture (RGB -> YUV 4:4:4 -> RGB)
+
+
+def test_contact_sheet_has_a_row_per_frame_and_a_column_per_video(
+    clips: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "sheet.png"
+    compare([clips["a"], clips["flicker"]], out, frames="0,6", labels=["in", "out"])
+    sheet = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    assert sheet.shape == (2 * H + 4, 2 * W + 4, 3)
+    source = frames_rgb(12)
+    # Below the label box: row 2, column 1 shows frame 6 of the first video.
+    cell = sheet[H + 4 + 20 : 2 * H + 4, 0:W].astype(int)
+    assert np.abs(cell - source[6][20:].astype(int)).max() <= 3
+    assert np.abs(cell - source[0][20:].astype(int)).max() > 50
+
+
+def test_every_picks_one_frame_per_interval(clips: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "every.png"
+    compare([clips["a"]], out, every="200ms")  # 12 frames over 0.46 s: 0, 0.2, 0.4 s
+    assert cv2.imread(str(out)).shape[0] == 3 * H + 2 * 4
+
+
+def test_side_by_side_video_keeps_the_first_videos_timing(
+    clips: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "side.mp4"
+    with pytest.warns(UserWarning, match="skipped"):
+        compare([clips["a"], clips["late"]], out)
+    with av.open(str(out)) as box:
+        decoded = list(box.decode(video=0))
+    assert (decoded[0].width, decoded[0].height) == (2 * W + 4, H)
+    times = [round(float(f.pts * f.time_base), 3) for f in decoded]
+    expected = [round(i / 24, 3) for i in range(12) if i != 5]
+    assert times == pytest.approx(expected, abs=0.002)
+
+
+def test_wipe_shows_first_left_and_second_right() -> None:
+    black, white = np.zeros((H, W, 3), np.uint8), np.full((H, W, 3), 255, np.uint8)
+    picture = wipe([black, white], ["a", "b"], 0.5)
+    assert picture[H - 1, 2].max() == 0 and picture[H - 1, W - 3].min() == 255
+    assert wipe_position(Fraction(0)) == pytest.approx(0.1)
+    assert wipe_position(Fraction(2)) == pytest.approx(0.9)
+    with pytest.raises(ConfigError, match="exactly two"):
+        compare(["x.mp4"], "out.mp4", layout="wipe")
+
+
+def test_reference_measures_quality_and_flicker(clips: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "q.png"
+    result = compare([clips["a"], clips["flicker"]], out, reference=clips["a"])
+    means = result["quality"]
+    assert means["a"]["psnr"] == float("inf") and means["a"]["ssim"] == pytest.approx(1.0)
+    assert means["a"]["flicker"] == 0
+    # Every other frame 12 code values brighter: consecutive frames differ by ~12 more
+    # than the reference's own (clipping at 255 takes a little off).
+    assert 9 < means["flicker"]["flicker"] < 12.5
+    assert 20 < means["flicker"]["psnr"] < 40
+    with open(tmp_path / "q.quality.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 and rows[0]["flicker_flicker"] == ""
+    assert (tmp_path / "q.quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,133 @@
+"""``run --report``: one self-contained page, checked as text and rendered in Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.progress import Progress
+from pipeline.report import busiest_crop, draw_tile_grid, fps_series
+from pipeline.tiling import plan_tiles
+from tests.media_factory import make_clip
+from tests.test_cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real job: the shipped derainer on 0.25-0.5 s of a clip, cropped, with a reference."""
+    d = tmp_path_factory.mktemp("report")
+    src = make_clip(d / "in.mp4", width=128, height=96, frames=24, content="noise")
+    page = d / "report.html"
+    result = cli(
+        "run", "-c", "configs/sample.yaml", "-i", src, "-o", str(d / "out.mp4"),
+        "--executor", "inline", "--set", "stages.derain.tile.size=80",
+        "--set", "stages.derain.tile.overlap=16",
+        "-ss", "0.25", "-t", "0.25", "--crop", "112x88+8+8",
+        "--report", str(page), "--reference", src,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return page
+
+
+def test_report_is_self_contained_and_complete(report: Path) -> None:
+    text = report.read_text()
+    sources = re.findall(r'<img src="([^"]*)"', text)
+    # Stage time, frames/s, before + after, whole frame, tile grid, quality plot.
+    assert len(sources) == 7
+    assert all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in sources)
+    assert "http://" not in text and "https://" not in text
+    for heading in ("Summary", "Graph", "Time", "Before / after", "Tile grid", "Quality"):
+        assert f"<h2>{heading}</h2>" in text
+    assert "0.25 s to 0.5 s" in text and "112x88+8+8" in text
+    assert "<td>frames_out</td><td>6</td>" in text
+    # The restored crop against the untouched input as reference: finite PSNR for the
+    # restored video, infinite for the input itself.
+    assert re.search(r"<td>restored</td><td>\d+\.\d+</td>", text)
+    assert "<td>input</td><td>inf</td>" in text
+    assert "derain: 4 tiles of 80x80" in text  # 112x88 in 80-pixel tiles: 2 x 2 (overlap)
+
+
+def test_report_needs_files_and_checks_before_running(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    out = tmp_path / "out.mp4"
+    args = ("run", "-c", "configs/passthrough.yaml", "-i", src, "-o", str(out))
+    result = cli(*args, "--reference", src)
+    assert result.returncode == 2 and "--reference needs --report" in result.stderr
+    (tmp_path / "r.html").write_text("old")
+    result = cli(*args, "--report", str(tmp_path / "r.html"))
+    assert result.returncode == 2 and "exists" in result.stderr
+    assert not out.exists()  # refused before any work
+
+
+def test_fps_series_is_the_rate_between_events() -> None:
+    events = [Progress(8, 24, 1.0, 8.0, 2.0), Progress(16, 24, 3.0, 5.3, 1.5)]
+    assert fps_series(events) == ([1.0, 3.0], [8.0, 4.0])
+
+
+def test_busiest_crop_finds_where_restoration_changed_most() -> None:
+    before = np.zeros((600, 900, 3), np.uint8)
+    after = before.copy()
+    after[450:500, 800:850] = 200
+    x, y, w, h = busiest_crop(before, after)
+    assert (w, h) == (640, 400)
+    assert x <= 800 and x + w >= 850 and y <= 450 and y + h >= 500
+
+
+def test_tile_grid_outlines_every_tile() -> None:
+    frame = np.zeros((96, 128, 3), np.uint8)
+    grid = plan_tiles(96, 128, 64, 16)
+    drawn = draw_tile_grid(frame, grid)
+    for y in grid.rows.starts:
+        for x in grid.cols.starts:
+            assert drawn[y, x].max() > 0  # each tile's corner is outlined
+    assert drawn[50, 60].min() > 0  # the overlap band is brightened
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed (make test installs it where apt-get works)",
+)
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    url = report.as_uri()
+    dom = subprocess.run(
+        [str(CHROMIUM), *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    # The page's own load check: every image decoded, no script error.
+    assert 'data-check="ok 7 images"' in dom.stdout, dom.stdout[:300]
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln]
+    assert not console, console  # CSP refusals and script errors are console messages
+
+    shot = tmp_path / "report.png"
+    result = subprocess.run(
+        [str(CHROMIUM), *flags, f"--screenshot={shot}", "--window-size=1280,2000", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and shot.stat().st_size > 50_000, result.stderr[-2000:]
+    if os.environ.get("REPORT_SCREENSHOT"):  # for a person to look at
+        shutil.copyfile(shot, os.environ["REPORT_SCREENSHOT"])
