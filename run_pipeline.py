@@ -2,7 +2,8 @@
 """Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
-3 unreadable input, 130 interrupted (4 is reserved for resumable failures).
+3 unreadable input, 130 interrupted (SIGINT), 143 terminated (SIGTERM); 4 is reserved
+for resumable failures.
 """
 
 from __future__ import annotations
@@ -10,14 +11,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from pipeline.errors import ConfigError, PipelineError
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so every ``with`` and ``finally`` cleans up."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup
+    raise Terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,6 +177,17 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; SIGTERM cleans up like SIGINT while it runs (main thread only)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     debug = False
     try:
         args = build_parser().parse_args(argv)
@@ -184,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception as exc:  # the CLI promises one line, never a traceback
         if debug:
             raise

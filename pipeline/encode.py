@@ -5,7 +5,8 @@ keeps every frame's pts in the input time base (codec context too: libx264's VFR
 needs it), writes the colour tags and display rotation back, and interleaves the source's
 audio / subtitle / data packets by time as the video packets come out, so memory stays
 flat. A stream the output container cannot hold is transcoded (audio) or dropped, always
-with a warning. The file is written under a temporary name and renamed on ``close()``.
+with a warning. The file is written under a temporary name and renamed on ``close()``
+(``pipeline.output_path``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from pipeline.decode import convert_layout
 from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
+from pipeline.output_path import OutputTarget, prepare_output
 from pipeline.probe import (
     MATRIX_NAMES,
     PRIMARIES_NAMES,
@@ -36,7 +38,7 @@ from pipeline.probe import (
     assumed_color,
     tag_value,
 )
-from pipeline.streaming import DEFAULT_STREAM_FORMAT, STDOUT_URL, is_stdio
+from pipeline.streaming import DEFAULT_STREAM_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +229,7 @@ class VideoWriter:
 
     def __init__(
         self,
-        dst: str | os.PathLike,
+        dst: str | os.PathLike | OutputTarget,
         src: MediaInfo,
         out_fmt: VideoFormat,
         codec: str = "libx264",
@@ -235,25 +237,25 @@ class VideoWriter:
         container_format: str | None = None,
         drop: frozenset[str] = frozenset(),
     ) -> None:
-        """``drop``: stream types ("audio", "subtitle", ...) not to carry across."""
-        self.dst = os.fspath(dst)
+        """``dst``: a path (replaced if it exists) or a checked ``OutputTarget``;
+        ``drop``: stream types ("audio", "subtitle", ...) not to carry across."""
+        self.target = dst if isinstance(dst, OutputTarget) else prepare_output(dst, overwrite=True)
+        self.dst = self.target.path
         self.drop = drop
         self.src = src
         self.frames_written = 0
         self._first_time: Fraction | None = None  # seconds, of the first frame written
         self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
         self.time_base = src.video.time_base
-        self.streaming = is_stdio(self.dst)
-        if self.streaming:  # standard output: nothing to rename, nothing to remove
-            self.tmp_path = STDOUT_URL
+        self.streaming = self.target.stream
+        self.tmp_path = self.target.url
+        if self.streaming:  # standard output, a FIFO, a device: nothing to rename
             container_format = container_format or DEFAULT_STREAM_FORMAT
-        else:
-            head, name = os.path.split(os.path.abspath(self.dst))
-            stem, ext = os.path.splitext(name)
-            self.tmp_path = os.path.join(head, f".{stem}.partial{ext}")
+        self._src: av.container.InputContainer | None = None
         try:
             self._out = av.open(self.tmp_path, "w", format=container_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
+            self.abort()
             raise OutputError(f"cannot write {self.dst}: {exc}") from None
         rate = src.video.avg_rate
         if not self._out.format.flags & av.format.Flags.variable_fps.value:
@@ -263,7 +265,6 @@ class VideoWriter:
                 self.time_base = 1 / Fraction(rate)
             else:
                 _warn(f"{self._out.format.name} cannot keep variable frame timing exactly", 3)
-        self._src: av.container.InputContainer | None = None
         self._copies: dict[int, Any] = {}  # source stream index -> output stream / transcoder
         self._pending: Iterator[av.Packet] | None = None
         self._lookahead: av.Packet | None = None
@@ -471,16 +472,16 @@ class VideoWriter:
         except av.FFmpegError as exc:
             self.abort()
             raise OutputError(f"finishing {self.dst} failed: {exc}") from None
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         if self._src is not None:
             self._src.close()
         if self.streaming:
             return
         self._check_what_players_see()
-        try:
-            os.replace(self.tmp_path, self.dst)
-        except OSError as exc:
-            raise OutputError(f"cannot move output into place at {self.dst}: {exc}") from None
+        self.target.publish()
 
     def _check_what_players_see(self) -> None:
         """Warn when the finished file differs from what was written in ways a muxer does
@@ -519,9 +520,7 @@ class VideoWriter:
             if container is not None:
                 with contextlib.suppress(Exception):
                     container.close()
-        if not self.streaming:
-            with contextlib.suppress(OSError):
-                os.remove(self.tmp_path)
+        self.target.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

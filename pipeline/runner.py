@@ -11,19 +11,19 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, load_config
 from pipeline.decode import iter_chunks
 from pipeline.encode import VideoWriter, pick_output_format
-from pipeline.errors import OutputError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
+from pipeline.output_path import OutputTarget, output_target
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import ProgressCallback, ProgressTracker
-from pipeline.streaming import is_stdio, spooled_input
+from pipeline.streaming import spooled_input
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +114,16 @@ class Pipeline:
 
         ``"-"`` reads standard input or writes standard output (``pipeline.streaming``).
         """
-        if not is_stdio(dst):
-            dst = Path(dst)
-            if not is_stdio(src) and _same_file(src, dst):
-                # Even with -y: the input is still being read when the output replaces it.
-                raise OutputError(f"{dst} is the input file; write the output elsewhere")
-            if dst.exists() and not overwrite:
-                raise OutputError(f"{dst} exists (use -y to overwrite)")
-            if not dst.parent.is_dir():
-                raise OutputError(f"output folder {dst.parent} does not exist")
-        with spooled_input(src) as path:
-            return self._run(path, dst, on_progress)
+        # The output is checked (and its temporary file made) before any input is read.
+        with (
+            output_target(dst, overwrite=overwrite, inputs=[src]) as target,
+            spooled_input(src) as path,
+        ):
+            return self._run(path, target, on_progress)
 
-    def _run(self, src: str, dst: str | Path, on_progress: ProgressCallback | None) -> RunSummary:
+    def _run(
+        self, src: str, target: OutputTarget, on_progress: ProgressCallback | None
+    ) -> RunSummary:
         info = probe(src)
         graph = StageGraph.from_config(self.config)
         out_fmt = self.output_format(info, graph)
@@ -140,7 +137,7 @@ class Pipeline:
             with (
                 chunks,
                 VideoWriter(
-                    dst,
+                    target,
                     info,
                     out_fmt,
                     codec=self.config.output.codec,
@@ -162,7 +159,7 @@ class Pipeline:
             executor.close()
         wall = time.monotonic() - t0
         return RunSummary(
-            output=str(dst),
+            output=target.path,
             frames_in=frames_in,
             frames_out=frames_out,
             frames_corrupt=chunks.stats.frames_corrupt,
@@ -173,14 +170,6 @@ class Pipeline:
             retries=executor.stats.retries,
             workers=executor.stats.workers,
         )
-
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one file (through links and ``..`` too); False if one is missing."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
