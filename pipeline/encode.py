@@ -36,6 +36,8 @@ from pipeline.probe import (
     TRANSFER_NAMES,
     MediaInfo,
     assumed_color,
+    check_unchanged,
+    open_input,
     tag_value,
 )
 from pipeline.streaming import DEFAULT_STREAM_FORMAT
@@ -334,9 +336,10 @@ class VideoWriter:
 
     def _add_other_streams(self) -> None:
         try:
-            self._src = av.open(self.src.path, "r", metadata_errors="replace")
+            self._src = open_input(self.src.path)
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"cannot reopen {self.src.path} to copy streams: {exc}") from None
+        check_unchanged(self.src)
         fmt_name = self._out.format.name
         for info in self.src.other_streams:
             source = self._src.streams[info.index]

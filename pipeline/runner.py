@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.config import PipelineConfig, load_config
-from pipeline.decode import iter_chunks
+from pipeline.decode import DecodeStats, iter_chunks
 from pipeline.encode import VideoWriter, pick_output_format
 from pipeline.errors import PipelineError
 from pipeline.executors import InlineExecutor, RayExecutor
@@ -39,6 +40,9 @@ class RunSummary:
     packets_dropped: int  # rejected by the decoder, skipped
     wall_s: float
     fps: float
+    read_errors: int = 0  # reading stopped early at damage
+    frames_missing: int = 0  # announced by the container, never decoded (truncated input)
+    pts_repaired: int = 0  # frames whose timestamp was missing or out of order
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retries: int = 0
     workers: int = 0
@@ -158,18 +162,39 @@ class Pipeline:
         finally:
             executor.close()
         wall = time.monotonic() - t0
+        stats = chunks.stats
+        _warn_about_input(stats)
         return RunSummary(
             output=target.path,
             frames_in=frames_in,
             frames_out=frames_out,
-            frames_corrupt=chunks.stats.frames_corrupt,
-            packets_dropped=chunks.stats.packets_dropped,
+            frames_corrupt=stats.frames_corrupt,
+            packets_dropped=stats.packets_dropped,
             wall_s=wall,
+            read_errors=stats.read_errors,
+            frames_missing=stats.frames_missing,
+            pts_repaired=stats.pts_repaired,
             fps=frames_out / wall if wall > 0 else 0.0,
             stage_seconds=executor.stats.stage_seconds,
             retries=executor.stats.retries,
             workers=executor.stats.workers,
         )
+
+
+def _warn_about_input(stats: DecodeStats) -> None:
+    """Say what the output lacks or changed against the input (it is in the summary too)."""
+    problems = []
+    if stats.read_errors or stats.frames_missing:
+        problems.append(
+            f"reading stopped early ({stats.read_errors} read error(s), "
+            f"{stats.frames_missing} announced frame(s) missing from the output)"
+        )
+    if stats.pts_repaired:
+        problems.append(
+            f"{stats.pts_repaired} frame(s) had a missing or out-of-order timestamp, repaired"
+        )
+    if problems:
+        warnings.warn("input damaged: " + "; ".join(problems), stacklevel=3)
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

@@ -200,7 +200,7 @@ def test_raw_stream_without_pts_gets_derived_pts(tmp_path):
     reader = iter_chunks(info, 8)
     pts = next(reader).pts
     assert len(pts) == 6 and pts == sorted(set(pts))
-    assert reader.stats.pts_derived == 6
+    assert reader.stats.pts_repaired == 6
 
 
 def test_probe_other_streams_rotation_chapters(tmp_path):
