@@ -160,7 +160,11 @@ class ChunkReader:
         time_base = self.info.video.time_base
         step = _frame_step(self.info)
         n = self.chunk_frames
-        buffers = [np.empty((n, h, w), fmt.dtype) for h, w in fmt.plane_shapes()]
+        # A chunk larger than the clip gets rows for the frames the clip has (a huge
+        # chunk_frames must not allocate a huge buffer), and grows if the count was low.
+        expected = self.info.video.frame_count
+        rows = min(n, max(1, expected - self.start_index)) if expected else n
+        buffers = [np.empty((rows, h, w), fmt.dtype) for h, w in fmt.plane_shapes()]
         pts_list: list[int] = []
         index = self.start_index // n
         first = self.start_index
@@ -177,6 +181,8 @@ class ChunkReader:
                 log.warning("%s: frame size changed mid-stream; rescaled", self.info.path)
             planes = frame_to_planes(convert_layout(frame, fmt.pix_fmt, fmt.color), fmt)
             slot = len(pts_list)
+            if slot == len(buffers[0]):
+                buffers = [_grown(b, n) for b in buffers]
             for buffer, plane in zip(buffers, planes, strict=True):
                 buffer[slot] = plane
             pts_list.append(pts)
@@ -191,6 +197,13 @@ class ChunkReader:
         self.stats.frames_missing = self.info.video.frames_short_of(self.stats.frames_decoded)
         if not self.stats.clean or self.stats.pts_repaired:
             log.info("%s: decode finished with %s", self.info.path, self.stats)
+
+
+def _grown(buffer: np.ndarray, rows: int) -> np.ndarray:
+    """``buffer`` copied into a new one of ``rows`` rows."""
+    out = np.empty((rows, *buffer.shape[1:]), buffer.dtype)
+    out[: len(buffer)] = buffer
+    return out
 
 
 #: Frames with a bad pts held back at most, waiting for a good one to place them before.

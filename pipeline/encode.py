@@ -28,6 +28,7 @@ import numpy as np
 from pipeline.decode import convert_layout
 from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
+from pipeline.output_options import check_muxer
 from pipeline.output_path import OutputTarget, prepare_output
 from pipeline.probe import (
     MATRIX_NAMES,
@@ -257,6 +258,11 @@ class VideoWriter:
         try:
             self._out = av.open(self.tmp_path, "w", format=container_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.dst}: {exc}") from None
+        try:
+            check_muxer(self._out.format.name)
+        except ValueError as exc:
             self.abort()
             raise OutputError(f"cannot write {self.dst}: {exc}") from None
         rate = src.video.avg_rate

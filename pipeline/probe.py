@@ -30,12 +30,10 @@ from typing import Any
 import av
 
 from pipeline.errors import InputError
-from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.frames import MAX_DIMENSION, ColorInfo, VideoFormat
 
 log = logging.getLogger(__name__)
 
-#: Frame sizes beyond this are treated as a damaged header rather than real footage.
-MAX_DIMENSION = 16384
 #: Packets inspected to decide whether timestamps are irregular (VFR).
 VFR_PROBE_PACKETS = 240
 #: Demuxers that read other files or URLs named inside the input: never used.

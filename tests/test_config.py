@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,98 @@ def test_unshipped_mirnet_weights_error_says_how_to_convert(monkeypatch):
         ConfigError, match=r"python -m models\.checkpoint FILE\.pth --arch mirnet_v2"
     ):
         parse_config(text, "x.yaml")
+
+
+# -- sizes: nothing in a config may make validation or the run blow up ------------------
+
+
+def alias_bomb(levels: int) -> str:
+    """Each level's list holds the previous one nine times: 9**levels values expanded."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_a_one_line_error_at_once():
+    """Regression: an 8-level alias nest ran 26 s and ended in MemoryError."""
+    start = time.monotonic()
+    message = _error("version: 1\n" + alias_bomb(8))
+    assert "expands to more than" in message
+    flow = "{" + alias_bomb(8).strip().replace("\n", ", ") + "}"
+    message = _error("version: 1\n", (f"output.options={flow}",))
+    assert "expands to more than" in message
+    assert time.monotonic() - start < 2
+
+
+def test_a_small_alias_is_still_fine():
+    text = BASE.replace("tile: {size: 64}", "tile: &t {size: 64}").replace(
+        "amount: 0.3",
+        "amount: 0.3\n  - {id: again, type: restore, model: " + TEST_MODEL + ", tile: *t}",
+    )
+    assert parse_config(text, "x.yaml").stages[2].params.tile.size == 64
+
+
+def test_deep_nesting_is_a_one_line_error():
+    message = _error("version: 1\nx: " + "[" * 50000 + "]" * 50000 + "\n")
+    assert "nest" in message and len(message) < 200
+
+
+@pytest.mark.parametrize("value", ["5000", "1000000", str(10**30), "9" * 5000])
+def test_chunk_frames_is_bounded(value: str):
+    """Regression: 10**6 allocated 11.4 GiB for a 400-frame clip; 10**30 was internal."""
+    message = _error(BASE, (f"execution.chunk_frames={value}",))
+    assert "chunk_frames" in message and (
+        "less than or equal to 4096" in message or "digits" in message
+    )
+
+
+def test_a_long_set_value_is_not_echoed_whole():
+    """Regression: a 120 KB --set value was printed back whole."""
+    for value in ("x" * 120_000, "9" * 120_000):
+        message = _error(BASE, (f"execution.chunk_frames={value}",))
+        assert len(message) < 400, message[:500]
+
+
+def test_too_many_stages_fail_fast():
+    """Regression: 10,000 stages took over 30 s to validate."""
+    stages = "\n".join(f"  - {{id: s{i}, type: unsharp}}" for i in range(10_000))
+    start = time.monotonic()
+    assert "at most 1000" in _error(f"version: 1\nstages:\n{stages}\n")
+    assert time.monotonic() - start < 10
+
+
+def test_topological_order_is_linear():
+    """20,000 chained stages sort in well under a second (the old sort was quadratic:
+    minutes); ties stay in YAML order, level by level."""
+    from pipeline.config import StageConfig, _topological
+
+    chain = [
+        StageConfig.model_construct(
+            id=f"s{i}", type="unsharp", inputs=[f"s{i - 1}" if i else "source"]
+        )
+        for i in range(20_000)
+    ]
+    start = time.monotonic()
+    assert [s.id for s in _topological(chain[::-1])] == [s.id for s in chain]
+    assert time.monotonic() - start < 2
+    fan = [
+        StageConfig.model_construct(id=i, type="unsharp", inputs=inputs)
+        for i, inputs in [("m", ["a", "b"]), ("b", ["source"]), ("a", ["source"])]
+    ]
+    assert [s.id for s in _topological(fan)] == ["b", "a", "m"]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "stages.sharpen.sigma=1000000",
+        "stages.sharpen.radius=100000",
+        "stages.derain.tile.size=1000000",
+        "stages.derain.tile.batch=1000000",
+        "execution.max_inflight_chunks=10000000",
+        "execution.max_retries=1000000",
+    ],
+)
+def test_other_sizes_are_bounded(override: str):
+    assert override.split("=")[0].split(".")[-1] in _error(BASE, (override,))

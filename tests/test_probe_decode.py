@@ -310,3 +310,24 @@ def test_decoder_skips_damaged_packets(tmp_path):
     _, planes, stats = all_frames(info)
     assert stats.frames_decoded == len(planes[0]) >= 20
     assert stats.packets_dropped >= 1 and not stats.clean
+
+
+def test_a_chunk_larger_than_the_clip_allocates_only_the_clip(tmp_path):
+    """Regression: chunk_frames=10**6 allocated 11.4 GiB up front for a 400-frame clip."""
+    info = quiet_probe(make_clip(tmp_path / "clip.mkv", frames=10))
+    (chunk,) = iter_chunks(info, 4096)
+    assert len(chunk) == 10 and chunk.planes[0].base.shape[0] == 10
+
+
+def test_a_header_that_undercounts_frames_still_gets_every_frame(tmp_path):
+    from dataclasses import replace
+
+    info = quiet_probe(make_clip(tmp_path / "clip.mkv", frames=10))
+    full = list(iter_chunks(info, 8))
+    low = replace(info, video=replace(info.video, frame_count=3))
+    chunks = list(iter_chunks(low, 8))
+    assert [len(c) for c in chunks] == [8, 2]
+    for a, b in zip(chunks, full, strict=True):
+        assert a.pts == b.pts and all(
+            np.array_equal(x, y) for x, y in zip(a.planes, b.planes, strict=True)
+        )

@@ -81,3 +81,54 @@ def test_ray_connects_only_where_told(monkeypatch, address):
     with pytest.raises(ConfigError, match="cannot join Ray cluster"):
         executors.RayExecutor(graph, fmt, address=address)
     assert [c["address"] for c in calls] == [address or "local"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"flags": "+pass1", "stats": "VICTIM"},  # the reproduced attack: libx264 wrote VICTIM
+        {"stats": "VICTIM"},
+        {"passlogfile": "VICTIM"},
+        {"x264opts": "stats=VICTIM"},
+        {"x264-params": "aq-mode=3:stats=VICTIM"},
+        {"x264-params": "qpfile=VICTIM"},
+        {"x265-params": "csv=VICTIM"},
+        {"x265-params": "analysis-save=VICTIM"},
+        {"x265-params": "film-grain=VICTIM"},
+        {"svtav1-params": "fgs-table=VICTIM"},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_encoder_options_that_touch_files_are_refused(tmp_path: Path, options: dict):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    shown = ", ".join(f"{k}: '{v.replace('VICTIM', str(victim))}'" for k, v in options.items())
+    with pytest.raises(ConfigError, match="not allowed"):
+        parse_config(PASSTHROUGH + f"output: {{options: {{{shown}}}}}\n", "evil.yaml")
+    assert victim.read_text() == "precious"
+
+
+def test_tuning_options_still_pass():
+    text = PASSTHROUGH + (
+        "output: {options: {g: 48, bf: 2, tune: film, profile: high, "
+        "x264-params: 'aq-mode=3:psy-rd=1.0,0.1', x265-params: 'log-level=error'}}\n"
+    )
+    assert parse_config(text, "ok.yaml").output.options["g"] == "48"
+
+
+@pytest.mark.parametrize("muxer", ["tee", "segment", "hls", "image2", "dash"])
+def test_containers_that_write_other_files_are_refused(muxer: str):
+    with pytest.raises(ConfigError, match="not allowed"):
+        parse_config(PASSTHROUGH + f"output: {{format: {muxer}}}\n", "evil.yaml")
+
+
+@pytest.mark.parametrize("name", ["out.m3u8", "out%03d.png"])
+def test_an_output_name_that_picks_a_multi_file_muxer_is_refused(tmp_path: Path, name: str):
+    from pipeline.errors import OutputError
+    from pipeline.runner import Pipeline
+    from tests.media_factory import make_clip
+
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    with pytest.raises(OutputError, match="not allowed"):
+        Pipeline(parse_config(PASSTHROUGH, "x.yaml")).run(src, tmp_path / name)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]

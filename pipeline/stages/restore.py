@@ -11,6 +11,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 import models
+from pipeline.frames import MAX_DIMENSION
 from pipeline.stages import register_stage
 from pipeline.stages.base import ParamError, Stage, StageParams
 from pipeline.tiling import TileGrid, estimate_tile_memory, plan_tiles, run_tiled
@@ -21,9 +22,11 @@ _CARD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(models.ModelCard
 class TileParams(StageParams):
     """How frames are cut for the network: ``size: 0`` runs whole frames."""
 
-    size: int = Field(512, ge=0)
-    overlap: int | None = Field(None, ge=0)  # None: the model card's tile_overlap
-    batch: int = Field(4, ge=1)  # tiles per forward call
+    size: int = Field(512, ge=0, le=MAX_DIMENSION)
+    overlap: int | None = Field(
+        None, ge=0, le=MAX_DIMENSION // 2
+    )  # None: the model card's tile_overlap
+    batch: int = Field(4, ge=1, le=256)  # tiles per forward call
 
 
 def _geometry(model: str) -> tuple[int, int, int]:
