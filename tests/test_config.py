@@ -151,11 +151,65 @@ def test_override_mistakes():
     assert "not a mapping" in _error(BASE, ("output.crf.x=1",))
 
 
+def tiny_checkpoint(path: Path, arch: str | None = "test-tiny") -> Path:
+    """A real safetensors file of the registered test network, naming ``arch`` (or none)."""
+    from models.checkpoint import save_weights
+
+    return save_weights(models.create_model("test-tiny", pretrained=False), path, arch=arch)
+
+
 def test_model_may_be_a_checkpoint_path(tmp_path):
-    ckpt = tmp_path / "mine.safetensors"
-    ckpt.write_bytes(b"")
+    ckpt = tiny_checkpoint(tmp_path / "mine.safetensors")
     cfg = parse_config(BASE.replace(TEST_MODEL, str(ckpt)), "x.yaml")
     assert cfg.stages[0].params.model == str(ckpt)
+
+
+def test_a_home_relative_checkpoint_is_expanded_once_for_everyone(tmp_path, monkeypatch):
+    """Regression: ``~/w.safetensors`` validated (expanded) but ``run`` looked for it literally."""
+    from pipeline.graph import StageGraph
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tiny_checkpoint(tmp_path / "w.safetensors")
+    cfg = parse_config(BASE.replace(TEST_MODEL, "~/w.safetensors"), "x.yaml")
+    assert cfg.stages[0].params.model == str(tmp_path / "w.safetensors")
+    graph = StageGraph.from_config(cfg)
+    graph.setup("cpu")  # what a worker does: build the network from the file
+
+
+def test_a_pth_checkpoint_needs_arch(tmp_path):
+    import torch
+
+    pth = tmp_path / "official.pth"
+    torch.save({"params": models.create_model("test-tiny", pretrained=False).state_dict()}, pth)
+    assert "arch" in _error(BASE.replace(TEST_MODEL, str(pth)))
+    text = BASE.replace(f"model: {TEST_MODEL}", f"model: {pth}\n    arch: test-tiny")
+    cfg = parse_config(text, "x.yaml")
+    assert cfg.stages[0].params.arch == "test-tiny"
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda d: d / "empty.safetensors", "not a readable safetensors file"),
+        (lambda d: Path("/etc/hostname"), "not a checkpoint file"),
+        (lambda d: d / "junk.pth", "not a PyTorch checkpoint"),
+        (lambda d: tiny_checkpoint(d / "anon.safetensors", arch=None), "architecture"),
+        (lambda d: tiny_checkpoint(d / "odd.safetensors", arch="no-such-net"), "unknown arch"),
+    ],
+    ids=["zero-bytes", "not-a-checkpoint", "junk-pth", "no-arch", "unknown-arch"],
+)
+def test_models_that_cannot_run_fail_validation(tmp_path, make, needle):
+    """Regression: these validated, then ``run`` failed with exit 1 "internal"."""
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    (tmp_path / "junk.pth").write_bytes(b"just text\n")
+    path = make(tmp_path)
+    assert path.is_file(), f"precondition: {path} should exist"
+    assert needle in _error(BASE.replace(TEST_MODEL, str(path)))
+
+
+def test_arch_is_only_for_checkpoint_files():
+    text = BASE.replace(f"model: {TEST_MODEL}", f"model: {TEST_MODEL}\n    arch: lcdnet-s")
+    assert "only for a checkpoint file" in _error(text)
 
 
 def test_execution_and_output_fields():
