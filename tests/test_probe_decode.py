@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 
 import av
 import numpy as np
@@ -246,12 +249,43 @@ def test_directory(tmp_path):
         probe(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
-def test_unreadable_file(tmp_path):
-    path = make_clip(tmp_path / "locked.mp4")
-    os.chmod(path, 0)
-    with pytest.raises(InputError, match="not readable"):
-        probe(path)
+def _probe_error_as(uid: int, path: str) -> str:
+    """The ``InputError`` text of ``probe(path)`` in a forked child running as ``uid``
+    (root reads anything, so a root test gives root up to meet an unreadable file)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                probe(path)
+                message = "no error"
+            except InputError as exc:
+                message = str(exc)
+            os.write(write_end, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+def test_unreadable_file():
+    folder = tempfile.mkdtemp(prefix="unreadable-")  # /tmp: reachable for any user
+    try:
+        os.chmod(folder, 0o755)
+        path = make_clip(Path(folder) / "locked.mp4")
+        os.chmod(path, 0)
+        if os.geteuid() == 0:
+            assert "not readable" in _probe_error_as(65534, path)  # nobody
+        else:
+            with pytest.raises(InputError, match="not readable"):
+                probe(path)
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_text_file_named_mp4(tmp_path):
