@@ -489,6 +489,7 @@ def describe(info: MediaInfo) -> dict[str, Any]:
         return value
 
     summary = asdict(info)
+    del summary["fingerprint"]  # identifies this copy of the file, describes nothing
     summary["video"]["fmt"]["bit_depth"] = info.video.fmt.bit_depth
     summary["video"]["fps"] = float(info.video.avg_rate) if info.video.avg_rate else None
     return plain(summary)
