@@ -3,10 +3,12 @@ measured in one run so the ratios are comparable.
 
     python -m benchmarks.throughput [--model lcdnet-s] [--size 320x240] [--frames 48]
 
-- model-only: the network's forward on frames already in memory (upper bound);
-- naive loop: PyAV decode -> rgb24 -> network -> from_ndarray -> encode, one frame at a
-  time, no tiling, no chunking (what a quick script does);
-- pipeline inline / ray: ``Pipeline.run`` with the same network, tiled.
+- model-only: the network's forward on frames already in memory, in the device's fast
+  path (``models.fast_path``: bf16 + channels_last where native), the upper bound;
+- naive loop: PyAV decode -> rgb24 -> network in fp32 -> from_ndarray -> encode, one
+  frame at a time, no tiling, no chunking (what a quick script does);
+- pipeline inline / ray: ``Pipeline.run`` with the same network, ``precision: auto``,
+  whole-frame tiles (``--tile`` to change), on one worker.
 Prints a table and writes benchmarks/results/throughput.json. On a GPU pass
 ``--device cuda`` and real sizes (e.g. ``--size 1920x1080 --model lcdnet``).
 """
@@ -14,6 +16,7 @@ Prints a table and writes benchmarks/results/throughput.json. On a GPU pass
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from models.checkpoint import save_weights
+from models.fast_path import pick_fast_path
 from models.zoo import build_arch
 from pipeline.config import parse_config
 from pipeline.runner import Pipeline
@@ -35,9 +39,11 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def model_only(net: torch.nn.Module, frames: int, h: int, w: int, device: str) -> float:
-    x = torch.rand(1, 3, h, w, device=device)
-    with torch.inference_mode():
-        for _ in range(3):  # warm-up: kernel selection, allocator
+    path = pick_fast_path(device)
+    net = path.prepare(copy.deepcopy(net))
+    x = path.input(torch.rand(1, 3, h, w, device=device))
+    with torch.inference_mode(), path.autocast():
+        for _ in range(2):  # warm-up: kernel selection, allocator
             net(x)
         t0 = time.perf_counter()
         for _ in range(frames):
@@ -66,12 +72,15 @@ def naive_loop(net: torch.nn.Module, src: Path, dst: Path, device: str) -> float
     return n / (time.perf_counter() - t0)
 
 
-def pipeline_fps(weights: Path, src: Path, dst: Path, executor: str, device: str) -> float:
+def pipeline_fps(
+    weights: Path, src: Path, dst: Path, executor: str, device: str, tile: int
+) -> float:
     yaml_text = f"""version: 1
 stages:
-  - {{id: net, type: restore, model: '{weights}', tile: {{size: 512}}}}
+  - {{id: net, type: restore, model: '{weights}', precision: auto, tile: {{size: {tile}}}}}
 output: {{codec: libx264, crf: 18, preset: medium}}
-execution: {{executor: {executor}, chunk_frames: 8, max_inflight_chunks: 4, device: {device}}}
+execution: {{executor: {executor}, chunk_frames: 8, max_inflight_chunks: 4, device: {device},
+            num_workers: 1}}
 """
     summary = Pipeline(parse_config(yaml_text, "bench.yaml")).run(src, dst, overwrite=True)
     return summary.fps
@@ -80,8 +89,9 @@ execution: {{executor: {executor}, chunk_frames: 8, max_inflight_chunks: 4, devi
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="lcdnet-s", help="architecture preset (random weights)")
-    p.add_argument("--size", default="320x240")
-    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--size", default="1280x720")
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--tile", type=int, default=0, help="pipeline tile size (0: whole frames)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--executors", nargs="+", default=["inline", "ray"])
     args = p.parse_args(argv)
@@ -105,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         results["naive loop"] = naive_loop(net, src, tmp / "naive.mp4", args.device)
         for executor in args.executors:
             results[f"pipeline {executor}"] = pipeline_fps(
-                weights, src, tmp / f"{executor}.mp4", executor, args.device
+                weights, src, tmp / f"{executor}.mp4", executor, args.device, args.tile
             )
     base = results["model-only"]
     print(f"{args.model} {args.size} on {args.device}, {args.frames} frames")
+    print(
+        f"pipeline vs naive loop: {results.get('pipeline inline', 0) / results['naive loop']:.2f}x"
+    )
     print(f"{'path':18} {'fps':>8} {'vs model-only':>14}")
     for name, fps in results.items():
         print(f"{name:18} {fps:>8.2f} {fps / base:>14.2f}")

@@ -64,3 +64,10 @@ def constructor_config(arguments: dict[str, Any]) -> dict[str, Any]:
         for k, v in arguments.items()
         if k not in ("self", "__class__")
     }
+
+
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean over H, W in x's own dtype (autocast would copy a bf16 map to
+    float32 first; the reduction accumulates in float32 either way)."""
+    with float32_region(x):
+        return x.mean(dim=(2, 3), keepdim=True)

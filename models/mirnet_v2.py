@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import constructor_config, pad_to_multiple
+from models.common import constructor_config, global_mean, pad_to_multiple
 
 _SLOPE = 0.2  # LeakyReLU negative slope used throughout v2
 
@@ -34,9 +34,10 @@ class SKFF(nn.Module):
 
     def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
         stacked = torch.stack(list(feats), dim=1)
-        z = self.conv_du(F.adaptive_avg_pool2d(stacked.sum(dim=1), 1))
+        z = self.conv_du(global_mean(stacked.sum(dim=1)))
         weights = torch.stack([fc(z) for fc in self.fcs], dim=1).softmax(dim=1)
-        return (stacked * weights).sum(dim=1)
+        # softmax runs in float32 under autocast: keep the maps in their own dtype
+        return (stacked * weights.to(stacked.dtype)).sum(dim=1)
 
 
 class ContextBlock(nn.Module):
@@ -53,7 +54,7 @@ class ContextBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        attn = self.conv_mask(x).view(b, 1, h * w).softmax(dim=-1)
+        attn = self.conv_mask(x).view(b, 1, h * w).softmax(dim=-1).to(x.dtype)
         context = torch.matmul(x.reshape(b, c, h * w), attn.transpose(1, 2)).view(b, c, 1, 1)
         return x + self.channel_add_conv(context)
 

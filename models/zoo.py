@@ -44,6 +44,8 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     **{name: ("lcdnet", kw) for name, kw in LCDNET_PRESETS.items()},
     "mirnet_v1": ("mirnet_v1", {}),
     "mirnet_v2": ("mirnet_v2", {}),
+    # sized for training on a 2-core CPU: 40/60/90-channel streams, two groups
+    "mirnet-v2-s": ("mirnet_v2", {"n_feat": 40, "rrg_groups": (1, 2)}),
 }
 
 LCDNET_NOTE = (
@@ -163,6 +165,19 @@ def register_zoo() -> None:
             )
 
 
+def _build_recorded(path: Path, overrides: dict[str, Any]) -> nn.Module | None:
+    """The network a safetensors file records (architecture + full constructor config),
+    or None when the file records none. An architecture name builds with exactly the
+    recorded arguments (not a preset's, which may have changed since)."""
+    meta = read_metadata(path) if path.suffix == ".safetensors" else {}
+    if "arch" not in meta:
+        return None
+    kwargs = {**json.loads(meta.get("config", "{}")), **overrides}
+    if meta["arch"] in ARCHITECTURES:
+        return ARCHITECTURES[meta["arch"]](**kwargs)
+    return build_arch(meta["arch"], **kwargs)
+
+
 def checkpoint_arch(path: str | Path) -> str | None:
     """The architecture a checkpoint file names (safetensors metadata), or None (a .pth
     names none); ``CheckpointError`` if the file is not a readable checkpoint at all.
@@ -197,15 +212,19 @@ def create_model(
     path = Path(name_or_path).expanduser()
     if arch is None and is_registered(key):
         card = get_card(key)
-        model = card.builder(**{**card.kwargs, **overrides})
-        if pretrained and card.weights is not None:
-            if not card.weights_available:
-                raise WeightsNotShippedError(
-                    f"weights for {key!r} are not shipped: {card.weights_path} does not exist. "
-                    "Use pretrained=False for a randomly initialised network, or pass a "
-                    "checkpoint path."
-                )
-            load_checkpoint(model, card.weights_path)
+        if not (pretrained and card.weights is not None):
+            return card.builder(**{**card.kwargs, **overrides}).eval()
+        if not card.weights_available:
+            raise WeightsNotShippedError(
+                f"weights for {key!r} are not shipped: {card.weights_path} does not exist. "
+                "Use pretrained=False for a randomly initialised network, or pass a "
+                "checkpoint path."
+            )
+        # the file records the network it was trained as, which may predate the preset
+        model = _build_recorded(card.weights_path, overrides)
+        if model is None:
+            model = card.builder(**{**card.kwargs, **overrides})
+        load_checkpoint(model, card.weights_path)
         return model.eval()
     if path.suffix not in CHECKPOINT_SUFFIXES:
         known = ", ".join(c.name for c in list_models())
@@ -213,10 +232,9 @@ def create_model(
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if arch is None:
-        meta = read_metadata(path) if path.suffix == ".safetensors" else {}
-        if "arch" not in meta:
+        model = _build_recorded(path, overrides)
+        if model is None:
             raise CheckpointError(f"{path}: architecture unknown; pass arch=, e.g. arch='lcdnet-s'")
-        model = build_arch(meta["arch"], **{**json.loads(meta.get("config", "{}")), **overrides})
     else:
         model = build_arch(arch, **overrides)
     if pretrained:

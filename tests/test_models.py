@@ -22,19 +22,30 @@ from models.profile import count_macs, count_params
 from models.zoo import build_arch
 
 
-def lcdnet_s() -> LCDNet:
-    """lcdnet-s with its zero-initialised residual scales made non-zero, so every branch
-    contributes to the output (and receives gradient) as after some training."""
+def _awake(model: nn.Module) -> nn.Module:
+    """Make the zero-initialised residual scales and output projections non-zero, so
+    every branch contributes to the output (and receives gradient) as after training."""
     torch.manual_seed(0)
-    model = LCDNet(**PRESETS["lcdnet-s"])
     for name, p in model.named_parameters():
         if name.endswith(("beta_local", "beta_global", "gamma")):
             nn.init.uniform_(p, 0.2, 0.5)
+        elif not name.endswith("bias") and not p.detach().any():
+            nn.init.normal_(p, std=0.1)
     return model
+
+
+def lcdnet_s() -> LCDNet:
+    torch.manual_seed(0)
+    return _awake(LCDNet(**PRESETS["lcdnet-s"]))
 
 
 SMALL: dict[str, Callable[[], nn.Module]] = {
     "lcdnet-s": lcdnet_s,
+    "lcdnet-s-ref": lambda: _awake(LCDNet(**PRESETS["lcdnet-s-ref"])),
+    # fused blocks at every scale, full resolution included
+    "lcdnet-fused": lambda: _awake(
+        LCDNet(block="fused", width=16, enc_depths=(1, 1, 1), dec_depths=(1, 1))
+    ),
     "mirnet_v1": lambda: MIRNetV1(n_feat=8, n_rrg=1, n_msrb=1),
     "mirnet_v2": lambda: MIRNetV2(n_feat=16, rrg_groups=(1, 4), n_mrb=1),
 }

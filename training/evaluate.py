@@ -53,13 +53,18 @@ def load_model(name_or_path: str, arch: str | None = None) -> nn.Module:
     return create_model(name_or_path, pretrained=True, arch=arch)
 
 
-def model_restorer(model: nn.Module, device: torch.device) -> Restorer:
-    """Whole-image inference (the network pads to its size multiple itself)."""
-    model = model.to(device).eval()
+def model_restorer(model: nn.Module, device: torch.device, precision: str = "auto") -> Restorer:
+    """Whole-image inference (the network pads to its size multiple itself) in the path
+    the pipeline's ``precision`` takes on this device, so the numbers are what users get."""
+    from models.fast_path import pick_fast_path
+
+    path = pick_fast_path(device, precision)
+    model = path.prepare(model.eval())
 
     @torch.inference_mode()
     def run(x: Tensor) -> Tensor:
-        return model(x.to(device)).float().cpu()
+        with path.autocast():
+            return model(path.input(x)).float().cpu()
 
     return run
 
@@ -233,13 +238,14 @@ def evaluate(
     video: bool = False,
     sets: list[str] | None = None,
     device: torch.device | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """All measurements for one task (or only ``sets``); ``model=None`` measures only
     the input and the classical baselines."""
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     methods = classical_baselines(task, sigma)
     if model is not None:
-        methods["model"] = model_restorer(model, device)
+        methods["model"] = model_restorer(model, device, precision)
     results = {
         name: measure_set(eval_pairs(task, name, sigma, limit), methods)
         for name in set_names(task, sigma)
@@ -271,6 +277,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sets", nargs="+", help="only these sets (default: all of the task)")
     parser.add_argument("--video", action="store_true", help="also measure flicker on clips")
     parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument(
+        "--precision", default="auto", help="as the restore stage's (auto: the fast path)"
+    )
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -284,12 +293,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         limit=args.limit,
         video=args.video,
         sets=args.sets,
+        precision=args.precision,
     )
     report = {
         "model": args.model,
         "command": shlex.join(["python", "-m", "training.evaluate", *(argv or sys.argv[1:])]),
         "device": "cuda" if torch.cuda.is_available() else f"cpu ({platform.processor() or 'x86'})",
         "torch": torch.__version__,
+        "precision": args.precision,
         "seconds": round(time.time() - t0, 1),
         **report,
     }

@@ -32,13 +32,18 @@ from training.splits import CBSD68_IDS, HELD_OUT_DIRS
 SUMMARY_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
+def ema_weights(ema_state: dict[str, Any]) -> dict[str, Any]:
+    """The averaged network's own state dict out of an ``AveragedModel`` state dict."""
+    return {k.removeprefix("module."): v for k, v in ema_state.items() if k.startswith("module.")}
+
+
 def export_weights(checkpoint: Path, out: Path) -> tuple[dict[str, Any], int]:
     """Write the checkpoint's network as fp16 safetensors; return its training record and
     parameter count."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     cfg = ckpt["config"]
     model = build_arch(cfg["model"]["arch"], **cfg["model"].get("kwargs", {}))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ema_weights(ckpt["ema"]) if "ema" in ckpt else ckpt["model"])
     meta = {"task": cfg["task"], "steps": str(ckpt["step"]), "preset": cfg["model"]["arch"]}
     save_weights(model, out, metadata=meta)
     # Resuming restores the data RNG, so a resumed run equals one uninterrupted run of
@@ -51,8 +56,41 @@ def export_weights(checkpoint: Path, out: Path) -> tuple[dict[str, Any], int]:
         "steps": ckpt["step"],
         "train_seconds": round(ckpt.get("seconds", 0.0)),
         "device": ckpt.get("device", ""),
+        "path": ckpt.get("path", ""),
+        "ema": "ema" in ckpt,
+        "curve": read_curve(checkpoint.parent / "log.jsonl"),
     }
     return record, sum(p.numel() for p in model.parameters())
+
+
+def read_curve(log: Path) -> list[dict[str, float]]:
+    """The run's validation points (step, training minutes, held-out PSNR), if logged."""
+    if not log.is_file():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [
+        {"step": r["step"], "minutes": r["train_minutes"], "psnr": r["val_psnr"]}
+        for r in records
+        if "val_psnr" in r
+    ]
+
+
+def plot_curve(curve: list[dict[str, float]], name: str, out: Path) -> None:
+    """Held-out PSNR against training minutes, as a small PNG beside the card."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=90)
+    ax.plot([c["minutes"] for c in curve], [c["psnr"] for c in curve], marker=".")
+    ax.set_xlabel("training minutes")
+    ax.set_ylabel("held-out PSNR (dB)")
+    ax.set_title(f"{name}: validation curve")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
 
 
 def summarize(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -89,6 +127,28 @@ def _row(label: str, m: dict[str, Any]) -> str:
     )
 
 
+def _curve_lines(name: str, curve: list[dict[str, float]]) -> list[str]:
+    """The validation curve section: a plot and the points (every few, and the last)."""
+    if not curve:
+        return []
+    keep = curve[:: max(1, len(curve) // 8)]
+    if keep[-1] is not curve[-1]:
+        keep.append(curve[-1])
+    return [
+        "## Validation curve",
+        "",
+        "RGB PSNR of the run's network on 6 held-out Kodak24 centre crops (192x192) with "
+        "the task's synthetic degradation, seeded per image (`training.train`, `val`).",
+        "",
+        f"![validation curve]({name}-curve.png)",
+        "",
+        "| step | minutes | PSNR (dB) |",
+        "|---:|---:|---:|",
+        *(f"| {c['step']} | {c['minutes']:.1f} | {c['psnr']:.2f} |" for c in keep),
+        "",
+    ]
+
+
 def model_card(
     name: str, record: dict[str, Any], report: dict[str, Any], params: int, note: str = ""
 ) -> str:
@@ -111,10 +171,15 @@ def model_card(
             else ")"
         ),
         f"- Steps: {record['steps']}, batch {d['batch']}, patches {d['patch']}x{d['patch']}, "
-        f"AdamW lr {o['lr']:g} (warm-up {o['warmup']}, cosine to {o['min_lr']:g}), "
-        f"loss `{cfg['loss']['kind']}`.",
-        f"- Device: {record['device'] or 'unknown'}; wall time about "
-        f"{record['train_seconds'] / 60:.0f} min.",
+        f"AdamW lr {o['lr']:g} (warm-up {o['warmup']}, cosine to {o['min_lr']:g}"
+        + (f" over a {o['minutes']:g}-minute budget" if o.get("minutes") else "")
+        + f"), loss `{cfg['loss']['kind']}`"
+        + (f", exported weights: EMA (decay {cfg['ema']:g})" if record.get("ema") else "")
+        + (f", warm start from `{cfg['model']['init']}`" if cfg["model"].get("init") else "")
+        + ".",
+        f"- Device: {record['device'] or 'unknown'}"
+        + (f" ({record['path']})" if record.get("path") else "")
+        + f"; training time about {record['train_seconds'] / 60:.0f} min.",
         f"- Data: the clean photos of `shared/data/clean` minus the held-out ones ({held} and "
         f"the {len(CBSD68_IDS)} CBSD68 photos in bsds500/val), wallpapers over 1600 px "
         "halved (INTER_AREA), degraded on the fly by `training.degrade` "
@@ -122,6 +187,7 @@ def model_card(
         "- Weights: fp16 safetensors (loaded into fp32).",
         *([f"- Note: {note}"] if note else []),
         "",
+        *_curve_lines(name, record.get("curve", [])),
         "## Measured",
         "",
         f"Command: `{report['command']}` ({report['device']}, torch {report['torch']}).",
@@ -188,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     update_quality(args.out_dir / "metrics.json", args.name, report)
+    if record["curve"]:
+        plot_curve(record["curve"], args.name, args.out_dir / f"{args.name}-curve.png")
     (args.out_dir / f"{args.name}.md").write_text(
         model_card(args.name, record, report, params, args.note)
     )

@@ -2,10 +2,14 @@
 
 Why this shape: one YAML file fully describes a run (network preset, task, data, loss,
 schedule), so a model card can quote it and a GPU session can rerun it unchanged.
-Checkpoints (model + optimizer + step + data RNG) are written every
+Checkpoints (model + EMA + optimizer + step + data RNG) are written every
 ``checkpoint.every`` steps and at the end; ``--resume`` continues from the last one.
-On CUDA the step runs under bf16 autocast with channels_last memory (and optionally
-torch.compile); on the CPU it stays plain fp32. ``--smoke`` runs a few tiny steps on
+The step runs in the device's fast path (:mod:`models.fast_path`: bf16 autocast with
+channels_last on CUDA and on CPUs with native bf16, fp32 elsewhere; ``precision``
+overrides). An exponential moving average of the weights (``ema``) is what gets
+exported: it is worth a fraction of a dB for free. Every ``val.every`` steps the EMA
+network is measured on held-out synthetic photos and the PSNR is logged against
+training minutes, so a card can show its curve. ``--smoke`` runs a few tiny steps on
 the CPU, for the tests.
 """
 
@@ -23,15 +27,17 @@ from typing import Any
 import torch
 import yaml
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from models.fast_path import FastPath, pick_fast_path
 from training.data import PatchSampler
-from training.splits import train_photos
+from training.splits import heldout_photos, train_photos
 
 #: Settings every config gets unless it says otherwise.
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "threads": None,  # CPU threads (None: torch's default)
-    "model": {"arch": "lcdnet-s"},
+    "model": {"arch": "lcdnet-s", "init": None},  # init: weights to warm-start from
     "loss": {"kind": "lcdnet", "fft_weight": 0.1},
     "data": {"patch": 128, "batch": 8, "max_photos": None, "downscale_over": 1600},
     "optim": {
@@ -45,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     },
     "checkpoint": {"every": 500, "keep_every": 1000},
     "compile": False,
+    "precision": "auto",
+    "ema": 0.999,  # 0 disables the weight average
+    "val": {"every": 0, "images": 6, "crop": 192},  # every 0: no validation curve
     "log_every": 20,
 }
 
@@ -54,6 +63,7 @@ SMOKE: dict[str, Any] = {
     "checkpoint": {"every": 2, "keep_every": 0},
     "log_every": 1,
     "compile": False,
+    "val": {"every": 0},
 }
 
 
@@ -74,12 +84,17 @@ def load_config(path: str | Path, smoke: bool = False) -> dict[str, Any]:
     return _merge(cfg, SMOKE) if smoke else cfg
 
 
-def lr_at(step: int, optim: dict[str, Any]) -> float:
-    """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``steps``."""
+def lr_at(step: int, optim: dict[str, Any], minutes: float = 0.0) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to ``min_lr`` at ``steps``, or, when
+    ``optim.minutes`` is set, at that many minutes of training (a wall-time budget: the
+    schedule ends on time whatever speed the machine gives the run)."""
     lr, min_lr, warm, total = optim["lr"], optim["min_lr"], optim["warmup"], optim["steps"]
     if step < warm:
         return lr * (step + 1) / warm
-    progress = min(1.0, (step - warm) / max(1, total - warm))
+    if optim.get("minutes"):
+        progress = min(1.0, minutes / optim["minutes"])
+    else:
+        progress = min(1.0, (step - warm) / max(1, total - warm))
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -104,6 +119,55 @@ def build_network(model_cfg: dict[str, Any]) -> nn.Module:
 
 def _forward(model: nn.Module, x: Tensor, multi_scale: bool) -> Tensor | list[Tensor]:
     return model(x, return_all_scales=True) if multi_scale else model(x)
+
+
+def validation_pairs(task: str, val_cfg: dict[str, Any]) -> list[tuple[Tensor, Tensor]]:
+    """Fixed ``(degraded, clean)`` centre crops of held-out Kodak24 photos (seeded per
+    image): a cheap, repeatable curve point. Never trained on; the card's numbers come
+    from ``training.evaluate`` on whole photos."""
+    from training.degrade import degrade, load_photo
+
+    crop = val_cfg["crop"]
+    pairs = []
+    for i, photo in enumerate(heldout_photos("kodak24")[: val_cfg["images"]]):
+        img = load_photo(photo)
+        h, w = img.shape[-2:]
+        margin = 32 if task == "deblur" else 0
+        top, left = (h - crop) // 2 - margin, (w - crop) // 2 - margin
+        src = img[..., top : top + crop + 2 * margin, left : left + crop + 2 * margin]
+        gen = torch.Generator().manual_seed(10_000 + i)
+        pairs.append(degrade(src, task, gen, (crop, crop)))
+    return pairs
+
+
+def validate(model: nn.Module, pairs: list[tuple[Tensor, Tensor]], path: FastPath) -> float:
+    """Mean RGB PSNR (dB) of the model's 8-bit outputs on ``pairs``."""
+    from training.degrade import quantize8
+    from training.metrics import psnr
+
+    was_training = model.training
+    model.eval()
+    scores = []
+    with torch.inference_mode(), path.autocast():
+        for lq, gt in pairs:
+            out = model(path.input(lq))
+            scores.append(psnr(quantize8(out.float().clamp(0, 1).cpu()), gt))
+    model.train(was_training)
+    return round(sum(scores) / len(scores), 3)
+
+
+def warm_start(model: nn.Module, source: Path) -> None:
+    """Load weights (strictly) from shipped safetensors or a training checkpoint (its EMA
+    when it has one): a run continues from what earlier sessions shipped."""
+    from models.checkpoint import load_checkpoint, load_state_dict_strict
+    from training.export import ema_weights
+
+    if source.suffix == ".safetensors":
+        load_checkpoint(model, source)
+        return
+    ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    state = ema_weights(ckpt["ema"]) if "ema" in ckpt else ckpt["model"]
+    load_state_dict_strict(model, state, str(source))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -148,9 +212,12 @@ def train(
         downscale_over=cfg["data"]["downscale_over"],
         device=device,
     )
-    model = build_network(cfg["model"]).to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
+    path = pick_fast_path(device, cfg["precision"])
+    model = path.prepare(build_network(cfg["model"]))
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg["ema"])) if cfg["ema"] else None
+    )
+    val_pairs = validation_pairs(cfg["task"], cfg["val"]) if cfg["val"]["every"] else []
     criterion = build_loss(cfg["loss"]).to(device)
     multi_scale = cfg["loss"]["kind"] == "lcdnet"
     opt_cfg = cfg["optim"]
@@ -162,9 +229,16 @@ def train(
     )
     step, seconds_before = 0, 0.0
     last = out_dir / "last.pt"
+    if cfg["model"].get("init") and not (resume and last.is_file()):
+        warm_start(model, Path(cfg["model"]["init"]))
+        if ema is not None:
+            ema.module.load_state_dict(model.state_dict())
+        print(f"warm start from {cfg['model']['init']}", flush=True)
     if resume and last.is_file():
         ckpt = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])
+        if ema is not None and "ema" in ckpt:
+            ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         sampler.load_state_dict(ckpt["sampler"])
         step, seconds_before = ckpt["step"], ckpt.get("seconds", 0.0)
@@ -174,13 +248,15 @@ def train(
     def checkpoint(step: int) -> None:
         state = {
             "model": model.state_dict(),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
             "optimizer": optimizer.state_dict(),
             "sampler": sampler.state_dict(),
             "step": step,
             "config": cfg,
             "command": command,
-            "seconds": seconds_before + time.time() - t0,
+            "seconds": seconds_before + time.time() - t0 - val_seconds,
             "device": device_name,
+            "path": path.describe(),
         }
         save_checkpoint(last, state)
         keep = cfg["checkpoint"]["keep_every"]
@@ -192,13 +268,18 @@ def train(
     total, t0, running, n_running = opt_cfg["steps"], time.time(), 0.0, 0
     start = step
     model.train()
-    while step < total:
+    val_seconds = 0.0  # validation time, not counted as training time
+
+    def train_minutes() -> float:
+        return (seconds_before + time.time() - t0 - val_seconds) / 60
+
+    budget = opt_cfg.get("minutes") or float("inf")
+    while step < total and train_minutes() < budget:
         lq, gt = sampler.next()
-        if cuda:
-            lq = lq.contiguous(memory_format=torch.channels_last)
+        lq = path.input(lq)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, opt_cfg)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            group["lr"] = lr_at(step, opt_cfg, train_minutes())
+        with path.autocast():
             out = _forward(run_model, lq, multi_scale)
         loss = criterion(
             [o.float() for o in out] if multi_scale else out.float(),  # type: ignore[union-attr]
@@ -209,6 +290,8 @@ def train(
         if opt_cfg["grad_clip"]:
             nn.utils.clip_grad_norm_(model.parameters(), opt_cfg["grad_clip"])
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
         running += float(loss.detach())
         n_running += 1
@@ -216,22 +299,34 @@ def train(
             rec = {
                 "step": step,
                 "loss": running / n_running,
-                "lr": lr_at(step - 1, opt_cfg),
+                "lr": optimizer.param_groups[0]["lr"],
                 "sec_per_step": (time.time() - t0) / (step - start),
             }
             log.write(json.dumps(rec) + "\n")
             log.flush()
             print(json.dumps(rec), flush=True)
             running, n_running = 0.0, 0
+        finished = step == total or train_minutes() >= budget
+        if val_pairs and (step % cfg["val"]["every"] == 0 or finished):
+            t_val = time.time()
+            rec = {
+                "step": step,
+                "train_minutes": round(train_minutes(), 3),
+                "val_psnr": validate(ema.module if ema is not None else model, val_pairs, path),
+            }
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(json.dumps(rec), flush=True)
+            val_seconds += time.time() - t_val
         out_of_time = time_limit is not None and time.time() - t0 > time_limit
-        if step % cfg["checkpoint"]["every"] == 0 or step == total or out_of_time:
+        if step % cfg["checkpoint"]["every"] == 0 or finished or out_of_time:
             checkpoint(step)
         if out_of_time:
             break
     log.close()
     return {
         "steps": step,
-        "done": step >= total,
+        "done": step >= total or train_minutes() >= budget,
         "seconds": time.time() - t0,
         "out_dir": str(out_dir),
     }
@@ -245,8 +340,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--smoke", action="store_true", help="a few tiny CPU steps")
     parser.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
     parser.add_argument("--time-limit", type=float, help="checkpoint and stop after N seconds")
+    parser.add_argument("--init", type=Path, help="warm-start weights (.safetensors or .pt)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, smoke=args.smoke)
+    if args.init:
+        cfg["model"]["init"] = str(args.init)
     out = args.out or Path("runs") / (cfg["name"] + ("-smoke" if args.smoke else ""))
     command = shlex.join(["python", "-m", "training.train", *(argv or sys.argv[1:])])
     summary = train(cfg, out, resume=args.resume, command=command, time_limit=args.time_limit)

@@ -11,6 +11,7 @@ import torch
 from pydantic import Field, model_validator
 
 import models
+from models.fast_path import pick_fast_path
 from pipeline.errors import ConfigError
 from pipeline.frames import MAX_DIMENSION
 from pipeline.stages import register_stage
@@ -109,14 +110,6 @@ class RestoreParams(StageParams):
         return self
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None means plain fp32; ``auto`` takes bf16 only on CUDA GPUs that have it."""
-    if precision == "auto":
-        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if use_bf16 else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 @register_stage("restore")
 class RestoreStage(Stage):
     """Runs one restoration network; built in ``setup`` so the stage pickles light."""
@@ -133,7 +126,8 @@ class RestoreStage(Stage):
         self._grids: dict[tuple[int, int], TileGrid] = {}
         self._net: torch.nn.Module | None = None
         self._device = torch.device("cpu")
-        self._dtype: torch.dtype | None = None
+        self._path = pick_fast_path("cpu", "fp32")
+        self.fp32_retries = 0  # batches redone in fp32 after a non-finite result
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_net": None}  # ship the recipe, never the weights
@@ -142,15 +136,12 @@ class RestoreStage(Stage):
         device = torch.device(device)
         if self._card is not None and not models.is_registered(self._card.name):
             models.register_model(self._card)
+        self._path = pick_fast_path(device, self.params.precision)
         try:
             net = models.create_model(self.params.model, pretrained=True, arch=self.params.arch)
         except (models.CheckpointError, FileNotFoundError) as exc:  # changed since validation
             raise ConfigError(f"stage {self.params.model}: {exc}") from None
-        net = net.eval().to(device)
-        if device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
-        self._net, self._device = net, device
-        self._dtype = _autocast_dtype(self.params.precision, device)
+        self._net, self._device = self._path.prepare(net.eval()), device
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height * self.scale, width * self.scale
@@ -175,11 +166,16 @@ class RestoreStage(Stage):
         }
 
     def _forward(self, tiles: torch.Tensor) -> torch.Tensor:
+        """The network on one batch of tiles in the fast path; a batch that comes back with
+        NaN or Inf (half-precision overflow) is redone in fp32."""
         assert self._net is not None
-        if self._device.type == "cuda":
-            tiles = tiles.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self._device.type, dtype=self._dtype, enabled=self._dtype is not None):
-            return self._net(tiles)
+        tiles = self._path.input(tiles)
+        with self._path.autocast():
+            out = self._net(tiles)
+        if self._path.dtype is not None and not torch.isfinite(out).all():
+            self.fp32_retries += 1
+            out = self._net(tiles)
+        return out.float()
 
     def process(self, frames: torch.Tensor) -> torch.Tensor:
         if self._net is None:

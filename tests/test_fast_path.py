@@ -1,0 +1,101 @@
+"""The device fast path: detection, the path ``precision`` picks, the fp32 redo of a
+non-finite batch, and that bf16 stays within half a code value of fp32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import models
+from models.fast_path import FastPath, cpu_has_native_bf16, pick_fast_path
+from pipeline.config import parse_config
+from pipeline.stages.restore import RestoreStage
+from tests.nets import register_test_model
+
+
+def _cpuinfo(tmp_path: Path, flags: str) -> str:
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\n\nprocessor\t: 1\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("avx512f avx512_bf16", True), ("amx_tile amx_bf16", True), ("avx512f avx512bw", False)],
+)
+def test_native_bf16_read_from_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    assert cpu_has_native_bf16(_cpuinfo(tmp_path, flags)) is native
+
+
+def test_unknown_cpu_is_not_native_bf16(tmp_path: Path) -> None:
+    assert cpu_has_native_bf16(str(tmp_path / "missing")) is False
+
+
+def test_auto_follows_the_cpu() -> None:
+    path = pick_fast_path("cpu")
+    if cpu_has_native_bf16():
+        assert path == FastPath(torch.device("cpu"), torch.bfloat16, True)
+    else:
+        assert path == FastPath(torch.device("cpu"), None, False)
+
+
+def test_explicit_precisions() -> None:
+    assert pick_fast_path("cpu", "fp32") == FastPath(torch.device("cpu"), None, False)
+    bf16 = pick_fast_path("cpu", "bf16")
+    assert bf16.dtype == torch.bfloat16 and bf16.channels_last
+    with pytest.raises(ValueError, match="unknown precision"):
+        pick_fast_path("cpu", "int4")
+
+
+class NaNUnderAutocast(nn.Module):
+    """Returns NaN when run under autocast (a half-precision overflow), else the input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled("cpu"):
+            return torch.full_like(x, float("nan"))
+        return x * 0.5
+
+
+def _stage(model: str, precision: str, tile: int = 0) -> RestoreStage:
+    yaml_text = (
+        f"version: 1\nstages: [{{id: r, type: restore, model: {model}, precision: {precision}, "
+        f"tile: {{size: {tile}}}}}]\nexecution: {{executor: inline}}\n"
+    )
+    cfg = parse_config(yaml_text, "t.yaml")
+    stage = RestoreStage(cfg.stages[0].params)  # type: ignore[arg-type]
+    stage.setup(torch.device("cpu"))
+    return stage
+
+
+def test_non_finite_batch_is_redone_in_fp32() -> None:
+    name = register_test_model("nan-under-autocast", NaNUnderAutocast)
+    stage = _stage(name, "bf16")
+    frames = torch.rand(2, 3, 16, 24)
+    out = stage.process(frames)
+    assert torch.isfinite(out).all() and stage.fp32_retries == 1
+    torch.testing.assert_close(out, frames * 0.5)
+
+
+def _rainy_frame() -> torch.Tensor:
+    """A generated textured frame with synthetic rain (no shared data needed)."""
+    from training.degrade import add_rain
+
+    gen = torch.Generator().manual_seed(3)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 96), torch.linspace(0, 1, 128), indexing="ij")
+    base = torch.stack([0.5 + 0.4 * torch.sin(9 * xx + 3 * yy), 0.4 + 0.3 * yy, 0.6 * xx])
+    clean = (base + 0.05 * torch.rand(3, 96, 128, generator=gen)).clamp(0, 1)[None]
+    return add_rain(clean, gen)
+
+
+def test_shipped_model_bf16_within_half_a_code_value_of_fp32() -> None:
+    """The shipped derainer (its file records the reference build) keeps loading and
+    restoring, and the bf16 fast path stays within 0.5 code values (mean) of fp32."""
+    frame = _rainy_frame()
+    fp32 = _stage("lcdnet-s-derain", "fp32").process(frame)
+    bf16 = _stage("lcdnet-s-derain", "bf16").process(frame)
+    assert (fp32 - frame).abs().mean() * 255 > 1.0  # it restores: the output moved
+    assert (bf16 - fp32).abs().mean() * 255 < 0.5
+    assert models.create_model("lcdnet-s-derain").config["block"] == "ref"
