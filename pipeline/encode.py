@@ -242,7 +242,9 @@ class VideoWriter:
     ) -> None:
         """``dst``: a path (replaced if it exists) or a checked ``OutputTarget``;
         ``drop``: stream types ("audio", "subtitle", ...) not to carry across."""
-        self.target = dst if isinstance(dst, OutputTarget) else prepare_output(dst, overwrite=True)
+        if not isinstance(dst, OutputTarget):
+            dst = prepare_output(dst, overwrite=True, inputs=[src.path])
+        self.target = dst
         self.dst = self.target.path
         self.drop = drop
         self.src = src

@@ -128,3 +128,28 @@ def test_dev_stdin_as_input_is_spooled(tmp_path: Path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert frame_times(out) == frame_times(src)
+
+
+def test_a_spool_left_by_a_killed_run_is_removed(tmp_path: Path, monkeypatch):
+    """SIGKILL during ``-i -`` cannot clean up; the next spool removes what it left (and
+    leaves a live run's spool alone)."""
+    import tempfile
+
+    from pipeline.streaming import SPOOL_PREFIX
+    from pipeline.tempfiles import owned_name
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / owned_name(SPOOL_PREFIX).replace(f"-{os.getpid()}-", f"-{dead.pid}-")
+    stale.mkdir()
+    (stale / "input").write_bytes(b"x" * 1000)
+    with subprocess.Popen(["sleep", "60"]) as live_owner:
+        live = tmp_path / owned_name(SPOOL_PREFIX).replace(
+            f"-{os.getpid()}-", f"-{live_owner.pid}-"
+        )
+        live.mkdir()
+        with spooled_input("-", io.BytesIO(b"some bytes")) as path:
+            assert Path(path).read_bytes() == b"some bytes"
+        live_owner.kill()
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]
