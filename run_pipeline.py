@@ -2,8 +2,9 @@
 """Command line: ``run``, ``probe``, ``plan``, ``validate``, ``models``.
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
-3 unreadable input, 130 interrupted (SIGINT), 143 terminated (SIGTERM); 4 is reserved
-for resumable failures.
+3 unreadable input, 4 failed with finished work kept (the same command resumes), 5 workers
+failed beyond their retries with nothing kept, 130 interrupted (SIGINT), 143 terminated
+(SIGTERM).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import signal
 import sys
 import threading
@@ -18,17 +20,23 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.errors import ConfigError, PipelineError, ResumableError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so every ``with`` and ``finally`` cleans up."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so every ``with`` and ``finally`` cleans up. An
+    interrupt because Ray's blocking calls pass only interrupts on (as a plain
+    ``KeyboardInterrupt``: ``_terminated`` still tells the two apart)."""
+
+
+_terminated = threading.Event()
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup
+    _terminated.set()
     raise Terminated
 
 
@@ -60,9 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="restore a video")
     config_args(run)
-    run.add_argument("-i", "--input", required=True, help="input video")
-    run.add_argument("-o", "--output", required=True, help="output video")
+    run.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        nargs="+",
+        help="input video; several files, a folder, a glob or a list file make a batch",
+    )
+    run.add_argument("-o", "--output", required=True, help="output video (a folder for a batch)")
     run.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
+    run.add_argument(
+        "--work-dir",
+        help="where segment mode keeps finished segments (default: .OUTPUT.work beside it)",
+    )
+    run.add_argument(
+        "--restart", action="store_true", help="discard earlier work instead of resuming"
+    )
+    run.add_argument(
+        "--keep-work", action="store_true", help="keep the work directory after success"
+    )
     run.add_argument(
         "--progress",
         choices=["auto", "bar", "json", "none"],
@@ -98,6 +122,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.batch import is_batch
     from pipeline.progress import BarReporter, JsonLinesReporter
     from pipeline.runner import Pipeline
 
@@ -107,9 +132,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         mode = "bar" if sys.stderr.isatty() else "none"
     reporter = {"bar": BarReporter, "json": JsonLinesReporter}.get(mode)
     on_progress = reporter() if reporter else None
+    if is_batch(args.input):
+        try:
+            return _run_batch(args, pipe, on_progress, mode == "json")
+        finally:
+            if on_progress is not None:
+                on_progress.close()
     try:
         summary = pipe.run(
-            args.input, args.output, overwrite=args.overwrite, on_progress=on_progress
+            args.input[0],
+            args.output,
+            overwrite=args.overwrite,
+            on_progress=on_progress,
+            work_dir=args.work_dir,
+            restart=args.restart,
+            keep_work=args.keep_work,
         )
     finally:
         if on_progress is not None:
@@ -127,7 +164,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
         + (f"; per stage, per worker: {stages}" if stages else ""),
         file=sys.stderr,
     )
+    if summary.segments_reused:
+        print(
+            f"resumed: reused {summary.segments_reused} of {summary.segments} segments "
+            f"({summary.frames_reused} of {summary.frames_out} frames)",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_events: bool) -> int:
+    from pathlib import Path
+
+    from pipeline.batch import Batch, expand_inputs, plan_outputs
+
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"-o {out_dir}: a batch writes into a folder, and this is a file")
+    jobs = plan_outputs(expand_inputs(args.input), out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    batch = Batch(pipe, jobs, overwrite=args.overwrite, restart=args.restart,
+                  keep_work=args.keep_work, on_progress=on_progress)  # fmt: skip
+    summary = batch.run()
+    if json_events:
+        print(json.dumps({"event": "batch", **summary.to_dict()}), file=sys.stderr)
+    print(summary.table())
+    done = sum(f.status in ("done", "skipped") for f in summary.files)
+    print(
+        f"{done} of {len(summary.files)} files restored in {summary.wall_s:.1f} s; "
+        f"table written to {summary.results_path}",
+        file=sys.stderr,
+    )
+    if any(f.exit_code == 4 for f in summary.files):
+        print(f"resume with: {_resume_command(None)}", file=sys.stderr)
+    return summary.exit_code
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
@@ -167,6 +237,12 @@ def _cmd_models(_: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _resume_command(argv: Sequence[str] | None) -> str:
+    """The command that was run, minus ``--restart``: running it again resumes the job."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--restart"]
+    return shlex.join([sys.executable, sys.argv[0], *args])
+
+
 COMMANDS = {
     "run": _cmd_run,
     "probe": _cmd_probe,
@@ -176,9 +252,26 @@ COMMANDS = {
 }
 
 
+def _work_kept(args: argparse.Namespace) -> bool:
+    """Whether an interrupted ``run`` left work that the same command would resume."""
+    from pathlib import Path
+
+    from pipeline.workdir import default_work_dir
+
+    if args.command != "run" or args.output == "-":
+        return False
+    if args.work_dir:
+        return Path(args.work_dir).is_dir()
+    out = Path(args.output)
+    if out.is_dir():  # a batch
+        return any(p.is_dir() for p in out.glob(".*.work"))
+    return default_work_dir(out).is_dir()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; SIGTERM cleans up like SIGINT while it runs (main thread only)."""
     in_main_thread = threading.current_thread() is threading.main_thread()
+    _terminated.clear()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         return _main(argv)
@@ -189,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     debug = False
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         debug = args.debug
@@ -203,13 +297,16 @@ def _main(argv: Sequence[str] | None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, ResumableError):
+            print(f"resume with: {_resume_command(argv)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return EXIT_TERMINATED
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated) or _terminated.is_set()
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        if args is not None and _work_kept(args):
+            print(f"finished segments are kept; resume with: {_resume_command(argv)}",
+                  file=sys.stderr)  # fmt: skip
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as exc:  # the CLI promises one line, never a traceback
         if debug:
             raise

@@ -154,12 +154,19 @@ class ExecutionConfig(_Strict):
     executor: Literal["ray", "inline"] = "ray"
     address: str | None = None
     chunk_frames: int = Field(32, gt=0, le=MAX_CHUNK_FRAMES)
-    max_inflight_chunks: int = Field(4, gt=0, le=1024)
+    max_inflight_chunks: int | None = Field(None, gt=0, le=1024)  # None: two per worker
     num_workers: int | None = Field(None, gt=0, le=100_000)
     gpus_per_worker: float = 1.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    chunk_timeout_s: float | None = Field(None, gt=0)
+    chunk_timeout_s: float = Field(600.0, gt=0)  # from the start of a chunk's run
     max_retries: int = Field(2, ge=0, le=100)
+    # Ray only: "segment" ships compressed segments to workers, "chunk" raw frames;
+    # "auto" takes segments wherever the input can be cut at keyframes.
+    mode: Literal["auto", "segment", "chunk"] = "auto"
+    segment_seconds: float = Field(10.0, gt=0, le=3600)
+    # Segment mode: workers read the input themselves (same path on every node) instead
+    # of receiving its packets.
+    shared_storage: bool = False
 
     @field_validator("gpus_per_worker")
     @classmethod
@@ -179,6 +186,7 @@ _PLACEMENT_FIELDS = frozenset(
         "gpus_per_worker",
         "chunk_timeout_s",
         "max_retries",
+        "shared_storage",
     }
 )
 

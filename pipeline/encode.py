@@ -12,12 +12,13 @@ with a warning. The file is written under a temporary name and renamed on ``clos
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -226,6 +227,114 @@ class _AudioTranscoder:
             self.out.mux(self.stream.encode(None))
 
 
+@dataclass(frozen=True)
+class EncodeSpec:
+    """What an encoder needs so that its packets are the output stream's own: segment
+    workers encode with the spec of the writer that muxes their packets."""
+
+    codec: str
+    options: dict[str, str]
+    container_format: str  # its global-header choice decides where stream headers go
+    fmt: VideoFormat
+    time_base: Fraction
+    rate: Fraction
+
+
+def color_tags(fmt: VideoFormat) -> dict[str, int]:
+    """The colour tags written on the codec context and on every frame."""
+    color = fmt.color
+    return {
+        "colorspace": tag_value(MATRIX_NAMES, color.matrix),
+        "color_range": tag_value(RANGE_NAMES, color.range),
+        "color_primaries": tag_value(PRIMARIES_NAMES, color.primaries),
+        "color_trc": tag_value(TRANSFER_NAMES, color.transfer),
+    }
+
+
+def add_video_stream(out: av.container.OutputContainer, spec: EncodeSpec) -> Any:
+    """A video stream on ``out`` encoding as ``spec`` says; ``ValueError`` when the
+    container has no tag for the codec."""
+    options = spec.options
+    params = options.get("x265-params", "")
+    if spec.codec == "libx265" and "log-level" not in params:
+        # x265 prints a banner and its settings to stderr; keep the CLI's one-line output.
+        options = {**options, "x265-params": ":".join(filter(None, [params, "log-level=error"]))}
+    stream = out.add_stream(spec.codec, rate=spec.rate, options=dict(options))
+    stream.width, stream.height = spec.fmt.width, spec.fmt.height
+    stream.pix_fmt = spec.fmt.pix_fmt
+    stream.time_base = spec.time_base
+    cc = stream.codec_context
+    cc.time_base = spec.time_base
+    for attr, value in color_tags(spec.fmt).items():
+        setattr(cc, attr, value)
+    return stream
+
+
+def chunk_to_frames(chunk: Chunk, spec: EncodeSpec) -> Iterator[av.VideoFrame]:
+    """The chunk's frames as ``av.VideoFrame``s in the spec's layout, tags and time base."""
+    fmt = chunk.fmt
+    tags = color_tags(spec.fmt)
+    rescale = chunk.time_base != spec.time_base
+    y, u, v = chunk.planes
+    for i, pts in enumerate(chunk.pts):
+        frame = planes_to_frame((y[i], u[i], v[i]), fmt.pix_fmt)
+        if fmt.pix_fmt != spec.fmt.pix_fmt:
+            frame = convert_layout(frame, spec.fmt.pix_fmt, spec.fmt.color)
+        for attr, value in tags.items():
+            setattr(frame, attr, value)
+        frame.pts = round(pts * chunk.time_base / spec.time_base) if rescale else pts
+        frame.time_base = spec.time_base
+        yield frame
+
+
+@dataclass(frozen=True)
+class EncodedPacket:
+    """One encoded video packet as plain data (it travels back from a worker)."""
+
+    data: bytes
+    pts: int
+    dts: int
+    duration: int
+    time_base: Fraction
+    keyframe: bool
+    frame: bool = True  # False for a packet that carries no picture
+
+    @classmethod
+    def from_packet(cls, packet: av.Packet) -> EncodedPacket:
+        dts = packet.dts if packet.dts is not None else packet.pts
+        return cls(bytes(packet), packet.pts, dts, packet.duration or 0, packet.time_base,
+                   packet.is_keyframe)  # fmt: skip
+
+    def to_packet(self) -> av.Packet:
+        packet = av.Packet(self.data)
+        packet.time_base = self.time_base
+        packet.pts, packet.dts, packet.duration = self.pts, self.dts, self.duration
+        packet.is_keyframe = self.keyframe
+        return packet
+
+
+class PacketEncoder:
+    """Frames to packets with a writer's ``EncodeSpec``, muxing nothing (segment workers)."""
+
+    def __init__(self, spec: EncodeSpec) -> None:
+        self.spec = spec
+        # The container is never written: it only gives the stream the output container's
+        # flags (global headers), so the packets are the ones the writer's stream expects.
+        self._out = av.open(io.BytesIO(), "w", format=spec.container_format)
+        self._stream = add_video_stream(self._out, spec)
+
+    def encode(self, chunk: Chunk) -> list[EncodedPacket]:
+        packets = []
+        for frame in chunk_to_frames(chunk, self.spec):
+            packets += self._stream.encode(frame)
+        return [EncodedPacket.from_packet(p) for p in packets]
+
+    def finish(self) -> tuple[list[EncodedPacket], bytes | None]:
+        """Flush; returns the last packets and the stream headers (extradata)."""
+        packets = [EncodedPacket.from_packet(p) for p in self._stream.encode(None)]
+        return packets, self._stream.codec_context.extradata
+
+
 class VideoWriter:
     """Context manager that encodes ``Chunk``s to ``dst`` and carries the source's other
     streams across. ``close()`` finishes and renames the file; ``abort()`` discards it."""
@@ -278,6 +387,7 @@ class VideoWriter:
         self._copies: dict[int, Any] = {}  # source stream index -> output stream / transcoder
         self._pending: Iterator[av.Packet] | None = None
         self._lookahead: av.Packet | None = None
+        self._last_dts: int | None = None  # of the last pre-encoded packet muxed
         self._closed = False
         try:
             self._stream = self._add_video(codec, options or {})
@@ -292,16 +402,16 @@ class VideoWriter:
 
     # -- setup ------------------------------------------------------------------------
     def _add_video(self, codec: str, options: dict[str, str]) -> Any:
-        rate = self.src.video.avg_rate or Fraction(25)
-        params = options.get("x265-params", "")
-        if codec == "libx265" and "log-level" not in params:
-            # x265 prints a banner and its settings to stderr; keep the CLI's one-line output.
-            options = {
-                **options,
-                "x265-params": ":".join(filter(None, [params, "log-level=error"])),
-            }
+        self.spec = EncodeSpec(
+            codec=codec,
+            options=dict(options),
+            container_format=self._out.format.name,
+            fmt=self.fmt,
+            time_base=self.time_base,
+            rate=self.src.video.avg_rate or Fraction(25),
+        )
         try:
-            stream = self._out.add_stream(codec, rate=rate, options=dict(options))
+            stream = add_video_stream(self._out, self.spec)
         except ValueError as exc:  # the container has no tag for this codec (libx264 in webm)
             fits = [c for c in COMMON_VIDEO_ENCODERS if c in self._out.supported_codecs]
             hint = f"; it takes {', '.join(fits)}" if fits else ""
@@ -309,26 +419,10 @@ class VideoWriter:
                 f"{self._out.format.name} cannot hold {codec} video ({exc}): set output.codec "
                 f"or pick another container{hint}"
             ) from None
-        stream.width, stream.height = self.fmt.width, self.fmt.height
-        stream.pix_fmt = self.fmt.pix_fmt
-        stream.time_base = self.time_base
-        cc = stream.codec_context
-        cc.time_base = self.time_base
-        for attr, value in self._color_tags().items():
-            setattr(cc, attr, value)
         if self.src.video.rotation:
             stream.set_display_rotation(self.src.video.rotation)
         stream.metadata.update(_fresh(self.src.video.metadata))
         return stream
-
-    def _color_tags(self) -> dict[str, int]:
-        color = self.fmt.color
-        return {
-            "colorspace": tag_value(MATRIX_NAMES, color.matrix),
-            "color_range": tag_value(RANGE_NAMES, color.range),
-            "color_primaries": tag_value(PRIMARIES_NAMES, color.primaries),
-            "color_trc": tag_value(TRANSFER_NAMES, color.transfer),
-        }
 
     def _accepts(self, codec: str | None) -> bool:
         if not codec:
@@ -407,28 +501,49 @@ class VideoWriter:
                 f"chunk is {fmt.width}x{fmt.height}, writer expects {self.fmt.width}x"
                 f"{self.fmt.height}"
             )
-        tags = self._color_tags()
-        rescale = chunk.time_base != self.time_base
-        y, u, v = chunk.planes
         try:
-            for i, pts in enumerate(chunk.pts):
-                frame = planes_to_frame((y[i], u[i], v[i]), fmt.pix_fmt)
-                if fmt.pix_fmt != self.fmt.pix_fmt:
-                    frame = convert_layout(frame, self.fmt.pix_fmt, self.fmt.color)
-                for attr, value in tags.items():
-                    setattr(frame, attr, value)
-                if rescale:
-                    pts = round(pts * chunk.time_base / self.time_base)
-                frame.pts = pts
-                frame.time_base = self.time_base
+            for frame in chunk_to_frames(chunk, self.spec):
                 if self._first_time is None:
-                    self._first_time = pts * self.time_base
+                    self._first_time = frame.pts * self.time_base
                 self._mux_video(self._stream.encode(frame))
                 self.frames_written += 1
         except av.FFmpegError as exc:
             raise OutputError(
                 f"encoding {self.dst} failed at frame {self.frames_written}: {exc}"
             ) from None
+
+    def mux_encoded(self, packets: Sequence[EncodedPacket], extradata: bytes | None) -> None:
+        """Mux packets a ``PacketEncoder`` made from this writer's ``spec`` (segment mode).
+
+        Each segment starts its own closed GOP; its decode timestamps may start below the
+        previous segment's last one (the encoder's B-frame delay), so they are lifted just
+        enough to increase, never past a packet's own pts. Presentation times are kept.
+        """
+        if self._closed:
+            raise OutputError("mux_encoded() after close()")
+        try:
+            for record in packets:
+                packet = record.to_packet()
+                if self._last_dts is not None and packet.dts <= self._last_dts:
+                    packet.dts = self._last_dts + 1
+                    if packet.pts < packet.dts:
+                        raise OutputError(
+                            f"segment packets at pts {packet.pts} cannot follow the previous "
+                            "segment in decode order"
+                        )
+                self._last_dts = packet.dts
+                packet.stream = self._stream
+                if self._first_time is None:
+                    self._first_time = packet.pts * packet.time_base
+                self._mux_video([packet])
+                if self._stream.codec_context.extradata != extradata:
+                    raise OutputError(
+                        "a segment encoder's stream headers differ from the output's "
+                        "(encoder settings differ between workers)"
+                    )
+        except av.FFmpegError as exc:
+            raise OutputError(f"muxing {self.dst} failed: {exc}") from None
+        self.frames_written += sum(1 for p in packets if p.frame)
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
         for packet in packets:

@@ -25,3 +25,16 @@ class OutputError(PipelineError):
     """The output cannot be written (exists without -y, disk full, bad path)."""
 
     exit_code = 2
+
+
+class WorkerError(PipelineError):
+    """Workers failed beyond their retries (killed, hung, lost with their node, or none
+    could be placed); nothing was kept, so running the same command starts over."""
+
+    exit_code = 5
+
+
+class ResumableError(PipelineError):
+    """The job failed but its finished work is kept: the same command resumes it."""
+
+    exit_code = 4

@@ -65,18 +65,15 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return False
 
 
-def prepare_output(
+def check_output(
     dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
-) -> OutputTarget:
-    """Check ``dst`` and reserve its temporary file, or raise ``OutputError`` saying why not.
-
-    ``inputs`` are never written to, nor removed as stale temporary files.
-    """
+) -> bool:
+    """Refuse ``dst`` before any work (``OutputError`` saying why); True when it is written
+    as a stream (standard output, a FIFO, a device). ``inputs`` are never written to."""
     if is_stdio(dst):
-        return OutputTarget(os.fspath(dst), STDOUT_URL, stream=True)
+        return True
     path = Path(dst).absolute()
-    inputs = [os.fspath(i) for i in inputs if not is_stdio(i)]
-    if any(_same_file(i, path) for i in inputs):
+    if any(_same_file(i, path) for i in inputs if not is_stdio(i)):
         # Even with -y: the input is still being read when the output replaces it.
         raise OutputError(f"{dst} is the input file; write the output elsewhere")
     try:
@@ -91,11 +88,26 @@ def prepare_output(
         if not overwrite:
             raise OutputError(f"{dst} exists (use -y to overwrite)")
         if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-            return OutputTarget(os.fspath(dst), os.fspath(dst), stream=True)
+            return True
         if not stat.S_ISREG(mode):
             raise OutputError(f"{dst} is not a regular file, a FIFO or a device; not replaced")
     if not path.parent.is_dir():
         raise OutputError(f"output folder {Path(dst).parent} does not exist")
+    return False
+
+
+def prepare_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> OutputTarget:
+    """Check ``dst`` (``check_output``) and reserve its temporary file.
+
+    ``inputs`` are never written to, nor removed as stale temporary files.
+    """
+    inputs = [os.fspath(i) for i in inputs if not is_stdio(i)]
+    if check_output(dst, overwrite=overwrite, inputs=inputs):
+        url = STDOUT_URL if is_stdio(dst) else os.fspath(dst)
+        return OutputTarget(os.fspath(dst), url, stream=True)
+    path = Path(dst).absolute()
     prefix, suffix = _temp_parts(path)
     sweep_stale(path.parent, prefix, suffix, keep=inputs)
     temp = path.parent / owned_name(prefix, suffix)

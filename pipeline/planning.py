@@ -24,6 +24,8 @@ def describe_plan(
     frames = info.video.frame_count or 0
     chunks = plan_chunks(frames, ex.chunk_frames)
     largest = min(ex.chunk_frames, frames) if frames else ex.chunk_frames
+    # Unset: two chunks per worker, and at least one worker.
+    inflight = ex.max_inflight_chunks or 2 * (ex.num_workers or 1)
     in_bytes = chunk_bytes(info.video.fmt, largest)
     out_bytes = chunk_bytes(out_fmt, largest)
     return {
@@ -40,11 +42,11 @@ def describe_plan(
             "frames_per_chunk": ex.chunk_frames,
             "count": len(chunks),
             "frames_estimated": frames,
-            "max_inflight": ex.max_inflight_chunks,
+            "max_inflight": inflight,
         },
         "stages": graph.describe(info.video.fmt.height, info.video.fmt.width),
         "memory_estimate_bytes": {
-            "driver_chunks": (in_bytes + out_bytes) * min(ex.max_inflight_chunks, len(chunks) or 1),
+            "driver_chunks": (in_bytes + out_bytes) * min(inflight, len(chunks) or 1),
             "per_chunk_in": in_bytes,
             "per_chunk_out": out_bytes,
         },

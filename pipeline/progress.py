@@ -19,6 +19,8 @@ class Progress:
     elapsed_s: float
     fps: float
     eta_s: float | None
+    files_done: int | None = None  # batches only
+    files_total: int | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -27,11 +29,20 @@ ProgressCallback = Callable[[Progress], None]
 class ProgressTracker:
     """Turns 'n more frames done' into ``Progress`` events for a callback."""
 
-    def __init__(self, total: int | None, callback: ProgressCallback | None) -> None:
+    def __init__(
+        self, total: int | None, callback: ProgressCallback | None, files: int | None = None
+    ) -> None:
+        """``files``: the number of files of a batch (then events count finished files)."""
         self.total = total
         self.callback = callback
         self.frames = 0
+        self.files_total = files
+        self.files_done = 0 if files is not None else None
         self.start = time.monotonic()
+
+    def file_done(self) -> Progress:
+        self.files_done = (self.files_done or 0) + 1
+        return self.advance(0)
 
     def advance(self, frames: int) -> Progress:
         self.frames += frames
@@ -40,7 +51,9 @@ class ProgressTracker:
         eta = None
         if self.total and fps > 0:
             eta = max(0.0, (self.total - self.frames) / fps)
-        event = Progress(self.frames, self.total, elapsed, fps, eta)
+        event = Progress(
+            self.frames, self.total, elapsed, fps, eta, self.files_done, self.files_total
+        )
         if self.callback:
             self.callback(event)
         return event
@@ -49,14 +62,16 @@ class ProgressTracker:
 class BarReporter:
     """tqdm bar on stderr: frames, fps and ETA."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(unit="frame", file=stream, dynamic_ncols=True)
+        self._bar = tqdm(unit="frame", file=stream or sys.stderr, dynamic_ncols=True)
 
     def __call__(self, p: Progress) -> None:
         if self._bar.total != p.total:
             self._bar.total = p.total
+        if p.files_total is not None:
+            self._bar.set_description(f"files {p.files_done}/{p.files_total}", refresh=False)
         self._bar.update(p.frames - self._bar.n)
 
     def close(self) -> None:
@@ -66,8 +81,8 @@ class BarReporter:
 class JsonLinesReporter:
     """One JSON object per line on stdout/stderr, for media workflows to parse."""
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr  # looked up now: follows a redirected stderr
 
     def __call__(self, p: Progress) -> None:
         record = {"event": "progress", **asdict(p)}

@@ -14,17 +14,26 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import PipelineConfig, config_hash, load_config
 from pipeline.decode import DecodeStats, iter_chunks
 from pipeline.encode import VideoWriter, pick_output_format
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, ResumableError, WorkerError
 from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
 from pipeline.output_path import OutputTarget, output_target
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import ProgressCallback, ProgressTracker
+from pipeline.segment_worker import SegmentSetup, SegmentTask
+from pipeline.segments import (
+    SegmentSpan,
+    index_packets,
+    iter_payloads,
+    plan_segments,
+    why_not_segmentable,
+)
 from pipeline.streaming import spooled_input
+from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,11 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retries: int = 0
     workers: int = 0
+    mode: str = "chunk"  # "segment": compressed segments went to the workers
+    segments: int = 0
+    segments_reused: int = 0  # taken from the work directory of an earlier run
+    frames_reused: int = 0
+    bytes_moved: int = 0  # sent to and returned from workers through Ray's object store
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,12 +101,26 @@ class Pipeline:
 
         info = probe(src)
         graph = StageGraph.from_config(self.config)
-        return describe_plan(self.config, info, graph, self.output_format(info, graph))
+        plan = describe_plan(self.config, info, graph, self.output_format(info, graph))
+        spans = self.segment_plan(info, graph)
+        plan["mode"] = "segment" if spans is not None else "chunk"
+        if spans is not None:
+            sizes = [s.frames for s in spans]
+            plan["segments"] = {
+                "count": len(spans),
+                "segment_seconds": self.config.execution.segment_seconds,
+                "frames_min": min(sizes),
+                "frames_max": max(sizes),
+            }
+        return plan
 
-    def _executor(self, graph: StageGraph, out_fmt: VideoFormat) -> InlineExecutor | RayExecutor:
-        """A graph with no stage runs inline: Ray would only copy frames through its store."""
+    def _executor(
+        self, graph: StageGraph, out_fmt: VideoFormat, ray: bool = False
+    ) -> InlineExecutor | RayExecutor:
+        """A graph with no stage runs inline: Ray would only copy frames through its store.
+        ``ray``: a Ray executor whatever the config says (segment mode)."""
         ex = self.config.execution
-        if ex.executor == "inline" or graph.is_identity:
+        if not ray and (ex.executor == "inline" or graph.is_identity):
             return InlineExecutor(graph, out_fmt, ex.device)
         return RayExecutor(
             graph,
@@ -106,6 +134,30 @@ class Pipeline:
             max_retries=ex.max_retries,
         )
 
+    def ray_executor(self, graph: StageGraph, out_fmt: VideoFormat) -> RayExecutor:
+        executor = self._executor(graph, out_fmt, ray=True)
+        assert isinstance(executor, RayExecutor)
+        return executor
+
+    def segment_plan(self, info: MediaInfo, graph: StageGraph) -> list[SegmentSpan] | None:
+        """The segment plan when this job runs in segment mode, else None (chunk mode)."""
+        ex = self.config.execution
+        if ex.executor != "ray" or graph.is_identity or ex.mode == "chunk":
+            return None
+        reason = None
+        if graph.temporal_radius:
+            reason = "temporal stages need context frames across segment boundaries"
+        else:
+            index = index_packets(info)
+            reason = why_not_segmentable(index)
+        if reason:
+            if ex.mode == "segment":
+                message = f"cannot cut {info.path} into segments ({reason}); using chunks"
+                warnings.warn(message, stacklevel=3)
+            log.info("chunk mode: %s", reason)
+            return None
+        return plan_segments(index, ex.segment_seconds)
+
     def run(
         self,
         src: str | os.PathLike,
@@ -113,24 +165,40 @@ class Pipeline:
         *,
         overwrite: bool = False,
         on_progress: ProgressCallback | None = None,
+        work_dir: str | os.PathLike | None = None,
+        restart: bool = False,
+        keep_work: bool = False,
     ) -> RunSummary:
         """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded.
 
         ``"-"`` reads standard input or writes standard output (``pipeline.streaming``).
+        In segment mode finished segments are kept in ``work_dir`` (default: beside the
+        output) so that the same call after a crash redoes only the rest; ``restart``
+        discards earlier work, ``keep_work`` keeps the folder after success.
         """
         # The output is checked (and its temporary file made) before any input is read.
         with (
             output_target(dst, overwrite=overwrite, inputs=[src]) as target,
             spooled_input(src) as path,
         ):
-            return self._run(path, target, on_progress)
+            if work_dir is None and not target.stream:
+                work_dir = default_work_dir(target.path)
+            work = _WorkSettings(work_dir, restart, keep_work)
+            return self._run(path, target, on_progress, work)
 
     def _run(
-        self, src: str, target: OutputTarget, on_progress: ProgressCallback | None
+        self,
+        src: str,
+        target: OutputTarget,
+        on_progress: ProgressCallback | None,
+        work: _WorkSettings,
     ) -> RunSummary:
         info = probe(src)
         graph = StageGraph.from_config(self.config)
         out_fmt = self.output_format(info, graph)
+        spans = self.segment_plan(info, graph)
+        if spans is not None:
+            return self._run_segments(info, graph, out_fmt, spans, target, on_progress, work)
         chunks = iter_chunks(info, self.config.execution.chunk_frames)
         tracker = ProgressTracker(info.video.frame_count, on_progress)
         t0 = time.monotonic()
@@ -140,15 +208,7 @@ class Pipeline:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (
                 chunks,
-                VideoWriter(
-                    target,
-                    info,
-                    out_fmt,
-                    codec=self.config.output.codec,
-                    options=self.encoder_options(),
-                    container_format=self.config.output.format,
-                    drop=self.dropped_stream_types(),
-                ) as writer,
+                self.writer(target, info, out_fmt) as writer,
             ):
                 for chunk in _in_order(executor.map(chunks)):
                     writer.write(chunk)
@@ -178,7 +238,124 @@ class Pipeline:
             stage_seconds=executor.stats.stage_seconds,
             retries=executor.stats.retries,
             workers=executor.stats.workers,
+            bytes_moved=executor.stats.bytes_moved,
         )
+
+    def writer(self, target: OutputTarget, info: MediaInfo, out_fmt: VideoFormat) -> VideoWriter:
+        """The output writer this config asks for: it writes ``target``'s temporary file
+        and publishes it on ``close()`` (``pipeline.output_path``)."""
+        return VideoWriter(
+            target,
+            info,
+            out_fmt,
+            codec=self.config.output.codec,
+            options=self.encoder_options(),
+            container_format=self.config.output.format,
+            drop=self.dropped_stream_types(),
+        )
+
+    def _run_segments(
+        self,
+        info: MediaInfo,
+        graph: StageGraph,
+        out_fmt: VideoFormat,
+        spans: list[SegmentSpan],
+        target: OutputTarget,
+        on_progress: ProgressCallback | None,
+        settings: _WorkSettings,
+    ) -> RunSummary:
+        """Segment mode: workers decode, restore and encode segments; the driver keeps each
+        finished one in the work directory and muxes them in order."""
+        work = None
+        if settings.path is not None:
+            work = WorkDir.open(
+                settings.path,
+                fingerprint=input_fingerprint(info.path),
+                config_hash=config_hash(self.config),
+                spans=spans,
+                restart=settings.restart,
+            )
+        reused = work.finished() if work else set()
+        frames_total = sum(s.frames for s in spans)
+        frames_reused = sum(s.frames for s in spans if s.index in reused)
+        if reused:
+            log.warning(
+                "resuming: reused %d of %d segments (%d of %d frames) from %s",
+                len(reused), len(spans), frames_reused, frames_total, work.path if work else "",
+            )  # fmt: skip
+        tracker = ProgressTracker(frames_total, on_progress)
+        t0 = time.monotonic()
+        totals = {"frames": 0, "corrupt": 0, "dropped": 0}
+        executor: RayExecutor | None = None
+        try:
+            with self.writer(target, info, out_fmt) as writer:
+                chunk_frames = self.config.execution.chunk_frames
+                setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
+                todo = [s for s in spans if s.index not in reused]
+                executor = self.ray_executor(graph, out_fmt) if todo else None
+                shared = self.config.execution.shared_storage
+                payloads = iter_payloads(info, spans, frozenset(reused), shared)
+                fresh = (
+                    executor.map_segments(SegmentTask(setup, p) for p in payloads)
+                    if executor is not None
+                    else iter(())
+                )
+                for span in spans:
+                    if span.index in reused and work is not None:
+                        segment = work.load(span.index)
+                    else:
+                        segment = next(fresh)
+                        if work is not None:
+                            work.save(segment)
+                    if segment.index != span.index or segment.frames != span.frames:
+                        raise PipelineError(f"segment {segment.index} arrived for {span.index}")
+                    writer.mux_encoded(segment.packets, segment.extradata)
+                    totals["frames"] += segment.frames
+                    totals["corrupt"] += segment.frames_corrupt
+                    totals["dropped"] += segment.packets_dropped
+                    tracker.advance(segment.frames)
+            if work is not None and not settings.keep:
+                work.remove()  # the output is published
+        except WorkerError as exc:
+            if work is None:
+                raise
+            kept = len(work.finished())
+            raise ResumableError(
+                f"{exc}; {kept} of {len(spans)} segments are kept in {work.path}"
+            ) from None
+        finally:
+            if executor is not None:
+                executor.close()
+            if work is not None:
+                work.close()
+        wall = time.monotonic() - t0
+        stats = executor.stats if executor is not None else None
+        return RunSummary(
+            output=target.path,
+            frames_in=frames_total,
+            frames_out=totals["frames"],
+            frames_corrupt=totals["corrupt"],
+            packets_dropped=totals["dropped"],
+            wall_s=wall,
+            fps=(totals["frames"] - frames_reused) / wall if wall > 0 else 0.0,
+            stage_seconds=stats.stage_seconds if stats else {},
+            retries=stats.retries if stats else 0,
+            workers=stats.workers if stats else 0,
+            mode="segment",
+            segments=len(spans),
+            segments_reused=len(reused),
+            frames_reused=frames_reused,
+            bytes_moved=stats.bytes_moved if stats else 0,
+        )
+
+
+@dataclass(frozen=True)
+class _WorkSettings:
+    """Where segment mode keeps finished work, and what to do with earlier work."""
+
+    path: str | os.PathLike | None
+    restart: bool = False
+    keep: bool = False
 
 
 def _warn_about_input(stats: DecodeStats) -> None:

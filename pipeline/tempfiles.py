@@ -8,6 +8,7 @@ is part of the tag because a pid means nothing on another machine sharing the fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -40,7 +41,8 @@ def _owner_pid(name: str, prefix: str, suffix: str) -> int | None:
     return int(match.group(2))
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -63,7 +65,7 @@ def sweep_stale(
     removed = []
     for entry in entries:
         pid = _owner_pid(entry.name, prefix, suffix)
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None or pid == os.getpid() or pid_alive(pid):
             continue
         if any(os.path.samefile(entry.path, k) for k in kept):
             continue
@@ -78,3 +80,28 @@ def sweep_stale(
         log.info("removed %s, left by an earlier run that was killed (pid %d)", entry.path, pid)
         removed.append(Path(entry.path))
     return removed
+
+
+#: Prefix and suffix of ``write_atomic``'s temporary files.
+_WRITE_PREFIX, _WRITE_SUFFIX = ".write-", ".tmp"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one: a
+    run-owned temporary file beside it, synced, then renamed over it."""
+    tmp = path.parent / owned_name(_WRITE_PREFIX, _WRITE_SUFFIX)
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def sweep_stale_writes(folder: str | os.PathLike) -> list[Path]:
+    """Remove the ``write_atomic`` temporary files that killed runs left in ``folder``."""
+    return sweep_stale(folder, _WRITE_PREFIX, _WRITE_SUFFIX)

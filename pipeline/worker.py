@@ -37,8 +37,11 @@ class ChunkRestorer:
         self.device = pick_device(device)
         self.graph.setup(self.device)
 
-    def restore(self, chunk: Chunk) -> Chunk:
-        if self.graph.is_identity and chunk.fmt == self.out_fmt:
+    def restore(self, chunk: Chunk, out_fmt: VideoFormat | None = None) -> Chunk:
+        """``out_fmt`` (default: the one given at setup) lets one worker serve files of
+        different sizes and formats (a batch)."""
+        out_fmt = out_fmt or self.out_fmt
+        if self.graph.is_identity and chunk.fmt == out_fmt:
             return chunk
         outs: list[list[np.ndarray]] = [[], [], []]
         for start in range(0, len(chunk), FRAMES_PER_STEP):
@@ -50,10 +53,10 @@ class ChunkRestorer:
             if not self.graph.is_identity:  # identity: a layout change only, unclamped
                 with torch.inference_mode():
                     rgb = self.graph(rgb)
-            for i, plane in enumerate(rgb_to_yuv(rgb, self.out_fmt)):
-                outs[i].append(plane.cpu().numpy().astype(self.out_fmt.dtype, copy=False))
+            for i, plane in enumerate(rgb_to_yuv(rgb, out_fmt)):
+                outs[i].append(plane.cpu().numpy().astype(out_fmt.dtype, copy=False))
         planes_out = tuple(np.concatenate(o) for o in outs)
-        return replace(chunk, fmt=self.out_fmt, planes=planes_out)
+        return replace(chunk, fmt=out_fmt, planes=planes_out)
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(self.graph.stage_seconds)

@@ -7,6 +7,7 @@ import this module by path (the driver's working directory is on their sys.path)
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,64 @@ class DieOnceStage(Stage):
         return frames
 
 
+class SleepParams(StageParams):
+    seconds: float = Field(ge=0)
+
+
+class SleepStage(Stage):
+    """Sleeps on every call: a slow but healthy worker."""
+
+    params_model = SleepParams
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.params.seconds)
+        return frames
+
+
+class HangOnceStage(Stage):
+    """The first worker to process a chunk writes its pid to ``marker`` and hangs."""
+
+    params_model = DieOnceParams
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        marker = Path(self.params.marker)
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            time.sleep(3600)
+        return frames
+
+
+class HangAfterParams(StageParams):
+    marker: str  # hangs only while this file exists
+    after_frames: int = Field(ge=0)
+
+
+class HangAfterStage(Stage):
+    """Hangs once its worker has seen ``after_frames`` frames, while ``marker`` exists."""
+
+    params_model = HangAfterParams
+
+    def __init__(self, params: HangAfterParams) -> None:
+        super().__init__(params)
+        self.seen = 0
+
+    def process(self, frames: torch.Tensor) -> torch.Tensor:
+        self.seen += frames.shape[0]
+        if self.seen > self.params.after_frames and Path(self.params.marker).exists():
+            time.sleep(3600)
+        return frames
+
+
 def register() -> None:
     """Idempotent: tests and Ray workers may both import this module."""
     register_test_model("test-tiny", TinyNet, size_multiple=4, tile_overlap=8)
-    for name, cls in (("test-explode", ExplodeStage), ("test-die-once", DieOnceStage)):
+    for name, cls in (
+        ("test-explode", ExplodeStage),
+        ("test-die-once", DieOnceStage),
+        ("test-sleep", SleepStage),
+        ("test-hang-once", HangOnceStage),
+        ("test-hang-after", HangAfterStage),
+    ):
         if name not in available_stages():
             register_stage(name)(cls)
 

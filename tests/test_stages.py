@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import pipeline.stages as stages
+from models.fast_path import pick_fast_path
 from pipeline.config import parse_config
 from pipeline.stages import available_stages, get_stage_type, register_stage
 from pipeline.stages.base import Stage, StageParams
@@ -147,12 +148,12 @@ def test_restore_scale_two_model():
     assert out.shape == (2, 3, 90, 122) and out.dtype == torch.float32
 
 
-def test_restore_uses_fp32_on_cpu_and_needs_setup():
+def test_restore_takes_the_cpu_fast_path_and_needs_setup():
     stage = _restore()
     with pytest.raises(RuntimeError, match="setup"):
         stage.process(torch.rand(1, 3, 8, 8))
     stage.setup(torch.device("cpu"))
-    assert stage._dtype is None  # auto on CPU: plain fp32, no autocast
+    assert stage._path == pick_fast_path("cpu")  # auto: bf16 only where the CPU has it
 
 
 def test_restore_pickles_without_its_network():

@@ -1,0 +1,433 @@
+"""Batches: many inputs, one shared queue of segments across every file, a results table.
+
+Segments of all files go through one pool of workers, taken round robin from a window of
+files, so a short file never waits for a long one and every worker stays busy; each file
+is muxed and published as soon as its own segments are in. One failing file does not
+stop the others. The table of results is also written as JSON beside the outputs;
+running the same batch again skips the files it finished (same input, same config,
+output still there) and resumes the rest from their work directories.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import config_hash
+from pipeline.encode import VideoWriter
+from pipeline.errors import ConfigError, InputError, PipelineError, WorkerError
+from pipeline.graph import StageGraph
+from pipeline.output_path import check_output, prepare_output
+from pipeline.probe import MediaInfo, probe
+from pipeline.progress import Progress, ProgressCallback, ProgressTracker
+from pipeline.runner import Pipeline
+from pipeline.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
+from pipeline.segments import SegmentSpan, iter_payloads
+from pipeline.tempfiles import sweep_stale_writes, write_atomic
+from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
+
+log = logging.getLogger(__name__)
+
+#: Files a folder input contributes (by extension, not recursive).
+VIDEO_EXTENSIONS = frozenset(
+    [
+        ".mp4",
+        ".mkv",
+        ".mov",
+        ".avi",
+        ".webm",
+        ".m4v",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".mxf",
+        ".wmv",
+        ".flv",
+        ".y4m",
+        ".nut",
+    ]
+)
+#: A list file names one input per line (blank lines and ``#`` comments skipped).
+LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
+RESULTS_NAME = "restore-results.json"
+
+
+def _is_pattern(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def is_batch(specs: Sequence[str]) -> bool:
+    """Several inputs, a folder, a glob pattern or a list file make a batch."""
+    if len(specs) != 1:
+        return True
+    spec = specs[0]
+    path = Path(spec)
+    if spec == "-":
+        return False
+    return path.is_dir() or (not path.exists() and _is_pattern(spec)) or _is_list(path)
+
+
+def _is_list(path: Path) -> bool:
+    return path.suffix.lower() in LIST_EXTENSIONS and path.is_file()
+
+
+def expand_inputs(specs: Sequence[str]) -> list[Path]:
+    """Files named by ``specs`` (files, folders, glob patterns, list files), in order,
+    each once."""
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if spec == "-":
+            raise ConfigError("standard input cannot be part of a batch")
+        if path.is_dir():
+            found += sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+            )
+        elif _is_list(path):
+            lines = path.read_text().splitlines()
+            names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+            found += [(path.parent / n).expanduser() for n in names]
+        elif path.exists():
+            found.append(path)
+        elif _is_pattern(spec):
+            found += sorted(
+                Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file()
+            )
+        else:
+            raise InputError(f"{spec}: no such file or folder")
+    unique: dict[str, Path] = {}
+    for p in found:
+        unique.setdefault(os.path.abspath(p), p)
+    if not unique:
+        raise InputError(f"no input files in {' '.join(specs)}")
+    return list(unique.values())
+
+
+def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    """Each input's output: the same file name inside ``out_dir``."""
+    jobs, seen = [], {}
+    for src in inputs:
+        dst = out_dir / src.name
+        if dst.name in seen:
+            raise ConfigError(
+                f"{src} and {seen[dst.name]} would both be written to {dst}; rename one"
+            )
+        seen[dst.name] = src
+        jobs.append((src, dst))
+    return jobs
+
+
+@dataclass
+class FileResult:
+    """One row of the results table."""
+
+    input: str
+    output: str
+    status: str  # done | skipped (finished by an earlier run) | failed
+    exit_code: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    mode: str = ""
+    segments_reused: int = 0
+    fingerprint: str | None = None
+    config_hash: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    files: list[FileResult]
+    wall_s: float
+    results_path: str
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every file succeeded, else the worst file's exit code."""
+        return max((f.exit_code for f in self.files), default=0)
+
+    def table(self) -> str:
+        rows = [("file", "status", "frames", "seconds", "output")]
+        for f in self.files:
+            status = f.status if f.error is None else f"{f.status} ({f.exit_code}): {f.error}"
+            rows.append((Path(f.input).name, status, str(f.frames), f"{f.seconds:.1f}", f.output))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+            for r in rows
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"wall_s": self.wall_s, "exit_code": self.exit_code,
+                "files": [asdict(f) for f in self.files]}  # fmt: skip
+
+
+@dataclass
+class _File:
+    """A file of the batch on its way through the shared queue."""
+
+    src: Path
+    dst: Path
+    result: FileResult
+    info: MediaInfo | None = None
+    spans: list[SegmentSpan] = field(default_factory=list)
+    work: WorkDir | None = None
+    writer: VideoWriter | None = None
+    ready: set[int] = field(default_factory=set)  # segments kept in the work directory
+    next_span: int = 0
+    started: float = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.result.status == "running"
+
+
+class Batch:
+    """Runs ``pipeline`` over ``jobs`` ((input, output) pairs) as one shared queue."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        jobs: Sequence[tuple[Path, Path]],
+        *,
+        overwrite: bool = False,
+        restart: bool = False,
+        keep_work: bool = False,
+        on_progress: ProgressCallback | None = None,
+        results_path: Path | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.jobs = list(jobs)
+        self.overwrite, self.restart, self.keep_work = overwrite, restart, keep_work
+        self.on_progress = on_progress
+        out_dir = self.jobs[0][1].parent if self.jobs else Path.cwd()
+        self.results_path = results_path or out_dir / RESULTS_NAME
+        self.config_hash = config_hash(pipeline.config)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def _previous(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.results_path.read_text())
+            return {os.path.abspath(f["input"]): f for f in data["files"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def _finished_before(self, previous: dict[str, Any], src: Path, dst: Path) -> bool:
+        if previous.get("status") not in ("done", "skipped"):
+            return False
+        return (
+            previous.get("config_hash") == self.config_hash
+            and previous.get("output") == str(dst)
+            and dst.exists()
+            and previous.get("fingerprint") == input_fingerprint(src)
+        )
+
+    def _fail(self, f: _File, exc: PipelineError, work_kept: bool = False) -> None:
+        if f.writer is not None:
+            f.writer.abort()
+            f.writer = None
+        if f.work is not None:
+            f.work.close()
+        f.result.status = "failed"
+        f.result.exit_code = 4 if work_kept and isinstance(exc, WorkerError) else exc.exit_code
+        f.result.error = str(exc)
+        f.result.seconds = time.monotonic() - f.started if f.started else 0.0
+        log.warning("%s: %s", f.src, exc)
+
+    # -- the run --------------------------------------------------------------------------
+    def run(self) -> BatchSummary:
+        t0 = time.monotonic()
+        previous = self._previous()
+        graph = StageGraph.from_config(self.pipeline.config)
+        files: list[_File] = []
+        for src, dst in self.jobs:
+            result = FileResult(str(src), str(dst), "running", config_hash=self.config_hash)
+            f = _File(src, dst, result)
+            files.append(f)
+            old = previous.get(os.path.abspath(src))
+            try:
+                result.fingerprint = input_fingerprint(src)
+                if old is not None and self._finished_before(old, src, dst):
+                    result.status, result.frames = "skipped", int(old.get("frames", 0))
+                    continue
+                check_output(dst, overwrite=self.overwrite, inputs=[src])
+                f.info = probe(src)
+                f.spans = self.pipeline.segment_plan(f.info, graph) or []
+            except (PipelineError, OSError) as exc:
+                self._fail(f, exc if isinstance(exc, PipelineError) else InputError(str(exc)))
+        queued = [f for f in files if f.open and f.spans]
+        total = sum(s.frames for f in queued for s in f.spans) + sum(
+            (f.info.video.frame_count or 0) for f in files if f.open and not f.spans and f.info
+        )
+        tracker = ProgressTracker(total, self.on_progress, files=len(files))
+        for f in files:
+            if not f.open:
+                tracker.file_done()
+        try:
+            if queued:
+                self._run_queue(queued, graph, tracker)
+            for f in files:
+                if f.open:  # chunk mode (not cut into segments): one file at a time
+                    self._run_single(f, tracker)
+        finally:
+            for f in files:
+                if f.writer is not None:
+                    f.writer.abort()
+                if f.work is not None:
+                    f.work.close()
+            summary = BatchSummary([f.result for f in files], time.monotonic() - t0,
+                                   str(self.results_path))  # fmt: skip
+            self._write_results(summary, previous)
+        return summary
+
+    def _write_results(self, summary: BatchSummary, previous: dict[str, dict[str, Any]]) -> None:
+        rows = dict(previous)
+        for f in summary.files:
+            rows[os.path.abspath(f.input)] = asdict(f)
+        data = {**summary.to_dict(), "files": list(rows.values())}
+        try:
+            sweep_stale_writes(self.results_path.parent)
+            write_atomic(self.results_path, (json.dumps(data, indent=1) + "\n").encode())
+        except OSError as exc:
+            log.warning("cannot write the results table %s: %s", self.results_path, exc)
+
+    def _run_single(self, f: _File, tracker: ProgressTracker) -> None:
+        f.started = time.monotonic()
+        seen = 0
+
+        def forward(p: Progress) -> None:
+            nonlocal seen
+            tracker.advance(p.frames - seen)
+            seen = p.frames
+
+        try:
+            summary = self.pipeline.run(f.src, f.dst, overwrite=self.overwrite,
+                                        restart=self.restart, keep_work=self.keep_work,
+                                        on_progress=forward)  # fmt: skip
+        except PipelineError as exc:
+            self._fail(f, exc)
+            tracker.file_done()
+            return
+        f.result.status, f.result.frames, f.result.mode = "done", summary.frames_out, summary.mode
+        f.result.seconds = time.monotonic() - f.started
+        tracker.file_done()
+
+    def _run_queue(self, queued: list[_File], graph: StageGraph, tracker: ProgressTracker) -> None:
+        config = self.pipeline.config
+        first = queued[0].info
+        assert first is not None
+        executor = self.pipeline.ray_executor(graph, self.pipeline.output_format(first, graph))
+        owners: list[tuple[_File, int]] = []  # task number -> (file, segment index)
+
+        def file_tasks(f: _File) -> Iterator[SegmentTask]:
+            if not self._open_file(f, graph, tracker):
+                return
+            assert f.info is not None and f.writer is not None
+            setup = SegmentSetup(f.writer.spec, f.info.video.fmt,
+                                 self.pipeline.output_format(f.info, graph),
+                                 config.execution.chunk_frames)  # fmt: skip
+            shared = config.execution.shared_storage
+            for payload in iter_payloads(f.info, f.spans, frozenset(f.ready), shared):
+                if not f.open:
+                    return  # it failed meanwhile
+                owners.append((f, payload.span.index))
+                yield SegmentTask(setup, payload, label=f.src.name)
+
+        def tasks() -> Iterator[SegmentTask]:
+            """Round robin over a window of files, so a short file never waits for a long
+            one; the window bounds the files (and writers) open at once."""
+            waiting = deque(queued)
+            active: deque[Iterator[SegmentTask]] = deque()
+            window = max(2, executor.stats.workers)
+            while waiting or active:
+                while waiting and len(active) < window:
+                    active.append(file_tasks(waiting.popleft()))
+                source = active.popleft()
+                task = next(source, None)
+                if task is not None:
+                    active.append(source)
+                    yield task
+
+        try:
+            for number, segment, error in executor.map_segments_unordered(tasks()):
+                f, index = owners[number]
+                if not f.open:
+                    continue
+                if error is not None:
+                    self._fail(f, error, work_kept=f.work is not None)
+                    tracker.file_done()
+                    continue
+                assert segment is not None
+                self._keep(f, index, segment, tracker)
+        finally:
+            executor.close()
+        for f in queued:
+            if f.open:
+                self._fail(f, PipelineError("the shared queue stopped before this file ended"))
+
+    def _open_file(self, f: _File, graph: StageGraph, tracker: ProgressTracker) -> bool:
+        """Open the file's work directory and writer when its first segment is queued."""
+        assert f.info is not None
+        f.started = time.monotonic()
+        try:
+            f.work = WorkDir.open(default_work_dir(f.dst), fingerprint=f.result.fingerprint or "",
+                                  config_hash=self.config_hash, spans=f.spans,
+                                  restart=self.restart)  # fmt: skip
+            f.ready = f.work.finished()
+            f.result.segments_reused = len(f.ready)
+            f.result.mode = "segment"
+            # Checked again: the folder may have changed since the batch began.
+            target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])
+            try:
+                out_fmt = self.pipeline.output_format(f.info, graph)
+                f.writer = self.pipeline.writer(target, f.info, out_fmt)
+            except BaseException:
+                target.discard()
+                raise
+            self._mux_ready(f, tracker)
+        except PipelineError as exc:
+            self._fail(f, exc)
+            tracker.file_done()
+            return False
+        return f.open
+
+    def _keep(
+        self, f: _File, index: int, segment: EncodedSegment, tracker: ProgressTracker
+    ) -> None:
+        assert f.work is not None
+        try:
+            f.work.save(segment)
+            f.ready.add(index)
+            self._mux_ready(f, tracker)
+        except (PipelineError, OSError) as exc:
+            self._fail(f, exc if isinstance(exc, PipelineError) else InputError(str(exc)))
+            tracker.file_done()
+
+    def _mux_ready(self, f: _File, tracker: ProgressTracker) -> None:
+        """Mux the file's kept segments that are next in order; publish it when complete."""
+        assert f.work is not None and f.writer is not None
+        while f.next_span < len(f.spans) and f.next_span in f.ready:
+            segment = f.work.load(f.next_span)
+            f.writer.mux_encoded(segment.packets, segment.extradata)
+            f.result.frames += segment.frames
+            tracker.advance(segment.frames)
+            f.next_span += 1
+        if f.next_span == len(f.spans):
+            f.writer.close()
+            f.writer = None
+            if self.keep_work:
+                f.work.close()
+            else:
+                f.work.remove()
+            f.result.status = "done"
+            f.result.seconds = time.monotonic() - f.started
+            tracker.file_done()
