@@ -3,7 +3,8 @@
 
 Exit codes (stable, for scripts): 0 ok, 1 internal error, 2 usage/config/output error,
 3 unreadable input, 4 failed with finished work kept (the same command resumes), 5 workers
-failed beyond their retries with nothing kept, 130 interrupted.
+failed beyond their retries with nothing kept, 130 interrupted (SIGINT), 143 terminated
+(SIGTERM).
 """
 
 from __future__ import annotations
@@ -12,14 +13,31 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from pipeline.errors import ConfigError, PipelineError, ResumableError
 
-EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so every ``with`` and ``finally`` cleans up. An
+    interrupt because Ray's blocking calls pass only interrupts on (as a plain
+    ``KeyboardInterrupt``: ``_terminated`` still tells the two apart)."""
+
+
+_terminated = threading.Event()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup
+    _terminated.set()
+    raise Terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -344,6 +362,18 @@ def _work_kept(args: argparse.Namespace) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; SIGTERM cleans up like SIGINT while it runs (main thread only)."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    _terminated.clear()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    try:
+        return _main(argv)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     debug = False
     args: argparse.Namespace | None = None
     try:
@@ -363,12 +393,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, ResumableError):
             print(f"resume with: {_resume_command(argv)}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated) or _terminated.is_set()
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
         if args is not None and _work_kept(args):
             print(f"finished segments are kept; resume with: {_resume_command(argv)}",
                   file=sys.stderr)  # fmt: skip
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as exc:  # the CLI promises one line, never a traceback
         if debug:
             raise

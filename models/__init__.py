@@ -2,12 +2,20 @@
 
 from models.checkpoint import CheckpointError
 from models.registry import ModelCard, get_card, is_registered, list_models, register_model
-from models.zoo import WeightsNotShippedError, create_model, describe_models
+from models.zoo import (
+    PRESETS,
+    WeightsNotShippedError,
+    checkpoint_arch,
+    create_model,
+    describe_models,
+)
 
 __all__ = [
+    "PRESETS",
     "CheckpointError",
     "ModelCard",
     "WeightsNotShippedError",
+    "checkpoint_arch",
     "create_model",
     "describe_models",
     "get_card",

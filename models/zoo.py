@@ -10,6 +10,7 @@ from ``models/weights/metrics.json``, shaped ``{"<model name>": {"psnr": 31.2, .
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,25 @@ def _build_recorded(path: Path, overrides: dict[str, Any]) -> nn.Module | None:
     return build_arch(meta["arch"], **kwargs)
 
 
+def checkpoint_arch(path: str | Path) -> str | None:
+    """The architecture a checkpoint file names (safetensors metadata), or None (a .pth
+    names none); ``CheckpointError`` if the file is not a readable checkpoint at all.
+    Reads only the header, so validating a config stays cheap."""
+    path = Path(path).expanduser()
+    if path.suffix not in CHECKPOINT_SUFFIXES:
+        raise CheckpointError(
+            f"{path}: not a checkpoint file (expected {', '.join(CHECKPOINT_SUFFIXES)})"
+        )
+    if path.suffix == ".safetensors":
+        return read_metadata(path).get("arch")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive (PK); before PyTorch 1.6, a pickle (protocol 2+: 0x80).
+    if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither zip nor pickle)")
+    return None
+
+
 def create_model(
     name_or_path: str | Path, pretrained: bool = True, *, arch: str | None = None, **overrides: Any
 ) -> nn.Module:
@@ -189,7 +209,7 @@ def create_model(
     the safetensors metadata written by :func:`models.checkpoint.save_weights`.
     """
     key = str(name_or_path)
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if arch is None and is_registered(key):
         card = get_card(key)
         if not (pretrained and card.weights is not None):

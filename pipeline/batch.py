@@ -25,12 +25,14 @@ from pipeline.config import config_hash
 from pipeline.encode import VideoWriter
 from pipeline.errors import ConfigError, InputError, PipelineError, WorkerError
 from pipeline.graph import StageGraph
+from pipeline.output_path import check_output, prepare_output
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import Progress, ProgressCallback, ProgressTracker
-from pipeline.runner import Pipeline, check_destination
+from pipeline.runner import Pipeline
 from pipeline.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
 from pipeline.segments import SegmentSpan, iter_payloads
-from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint, write_atomic
+from pipeline.tempfiles import sweep_stale_writes, write_atomic
+from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +235,8 @@ class Batch:
         if f.writer is not None:
             f.writer.abort()
             f.writer = None
+        if f.work is not None:
+            f.work.close()
         f.result.status = "failed"
         f.result.exit_code = 4 if work_kept and isinstance(exc, WorkerError) else exc.exit_code
         f.result.error = str(exc)
@@ -255,7 +259,7 @@ class Batch:
                 if old is not None and self._finished_before(old, src, dst):
                     result.status, result.frames = "skipped", int(old.get("frames", 0))
                     continue
-                check_destination(src, dst, self.overwrite)
+                check_output(dst, overwrite=self.overwrite, inputs=[src])
                 f.info = probe(src)
                 f.spans = self.pipeline.segment_plan(f.info, graph) or []
             except (PipelineError, OSError) as exc:
@@ -278,6 +282,8 @@ class Batch:
             for f in files:
                 if f.writer is not None:
                     f.writer.abort()
+                if f.work is not None:
+                    f.work.close()
             summary = BatchSummary([f.result for f in files], time.monotonic() - t0,
                                    str(self.results_path))  # fmt: skip
             self._write_results(summary, previous)
@@ -289,6 +295,7 @@ class Batch:
             rows[os.path.abspath(f.input)] = asdict(f)
         data = {**summary.to_dict(), "files": list(rows.values())}
         try:
+            sweep_stale_writes(self.results_path.parent)
             write_atomic(self.results_path, (json.dumps(data, indent=1) + "\n").encode())
         except OSError as exc:
             log.warning("cannot write the results table %s: %s", self.results_path, exc)
@@ -378,9 +385,14 @@ class Batch:
             f.ready = f.work.finished()
             f.result.segments_reused = len(f.ready)
             f.result.mode = "segment"
-            f.writer = self.pipeline.writer(
-                f.dst, f.info, self.pipeline.output_format(f.info, graph)
-            )
+            # Checked again: the folder may have changed since the batch began.
+            target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])
+            try:
+                out_fmt = self.pipeline.output_format(f.info, graph)
+                f.writer = self.pipeline.writer(target, f.info, out_fmt)
+            except BaseException:
+                target.discard()
+                raise
             self._mux_ready(f, tracker)
         except PipelineError as exc:
             self._fail(f, exc)
@@ -412,7 +424,9 @@ class Batch:
         if f.next_span == len(f.spans):
             f.writer.close()
             f.writer = None
-            if not self.keep_work:
+            if self.keep_work:
+                f.work.close()
+            else:
                 f.work.remove()
             f.result.status = "done"
             f.result.seconds = time.monotonic() - f.started

@@ -33,12 +33,22 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
+from pipeline.output_options import check_encoder_options, check_muxer
 from pipeline.stages import get_stage_type
 from pipeline.stages.base import ParamError, StageParams
 
 #: The name stages use in ``inputs`` for the decoded frames.
 SOURCE = "source"
 _HEADER_KEYS = ("id", "type", "inputs")
+#: Frames per chunk at most (chunks are held in memory, several at a time).
+MAX_CHUNK_FRAMES = 4096
+#: Stages per graph at most (far beyond any real restoration chain).
+MAX_STAGES = 1000
+#: Values a YAML document (or ``--set`` value) may expand to, aliases counted each time
+#: they are used: an alias nest grows exponentially, a real config has a few hundred.
+MAX_YAML_VALUES = 100_000
+#: Characters of user text (a ``--set``) quoted back in an error.
+MAX_ECHO = 80
 _ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
 
 Path_ = tuple[str | int, ...]
@@ -124,19 +134,32 @@ class OutputConfig(_Strict):
             for k, v in value.items()
         }
 
+    @field_validator("options")
+    @classmethod
+    def _options_are_safe(cls, value: dict[str, str]) -> dict[str, str]:
+        check_encoder_options(value)
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format_writes_one_file(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_muxer(value)
+        return value
+
 
 class ExecutionConfig(_Strict):
     """Where and how chunks run; most of it does not change the output."""
 
     executor: Literal["ray", "inline"] = "ray"
     address: str | None = None
-    chunk_frames: int = Field(32, gt=0)
-    max_inflight_chunks: int | None = Field(None, gt=0)  # None: two per worker
-    num_workers: int | None = Field(None, gt=0)
+    chunk_frames: int = Field(32, gt=0, le=MAX_CHUNK_FRAMES)
+    max_inflight_chunks: int | None = Field(None, gt=0, le=1024)  # None: two per worker
+    num_workers: int | None = Field(None, gt=0, le=100_000)
     gpus_per_worker: float = 1.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     chunk_timeout_s: float = Field(600.0, gt=0)  # from the start of a chunk's run
-    max_retries: int = Field(2, ge=0)
+    max_retries: int = Field(2, ge=0, le=100)
     # Ray only: "segment" ships compressed segments to workers, "chunk" raw frames;
     # "auto" takes segments wherever the input can be cut at keyframes.
     mode: Literal["auto", "segment", "chunk"] = "auto"
@@ -173,6 +196,15 @@ class PipelineConfig(_Strict):
 
     version: Literal[1]
     stages: list[StageConfig] = Field(default_factory=list)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _few_enough_stages(cls, value: Any) -> Any:
+        """Checked before the stages are, so a huge list fails at once."""
+        if isinstance(value, list) and len(value) > MAX_STAGES:
+            raise ValueError(f"{len(value)} stages; at most {MAX_STAGES}")
+        return value
+
     output: OutputConfig = Field(default_factory=OutputConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
@@ -224,21 +256,31 @@ def _resolve_inputs(stages: list[StageConfig]) -> list[StageConfig]:
 
 
 def _topological(stages: list[StageConfig]) -> list[StageConfig]:
+    """Kahn's algorithm, linear in stages + edges; ties in YAML order, level by level
+    (a stage's level is the longest chain of inputs behind it)."""
     index = {s.id: i for i, s in enumerate(stages)}
-    done: set[str] = {SOURCE}
-    order: list[StageConfig] = []
-    pending = list(stages)
-    while pending:
-        ready = [s for s in pending if set(s.inputs or ()) <= done]
-        if not ready:
-            stuck = pending[0]
-            cycle = " -> ".join(_cycle_from(stuck.id, {s.id: s for s in pending}))
-            raise GraphError(("stages", index[stuck.id], "inputs"), f"cycle: {cycle}")
-        for s in ready:
-            order.append(s)
-            done.add(s.id)
-        pending = [s for s in pending if s.id not in done]
-    return order
+    waiting = [len(set(s.inputs or ()) - {SOURCE}) for s in stages]
+    consumers: dict[str, list[int]] = {}
+    for i, s in enumerate(stages):
+        for name in set(s.inputs or ()) - {SOURCE}:
+            consumers.setdefault(name, []).append(i)
+    level = [0] * len(stages)
+    ready = [i for i, n in enumerate(waiting) if n == 0]
+    done: list[int] = []
+    while ready:
+        i = ready.pop()
+        done.append(i)
+        for j in consumers.get(stages[i].id, ()):
+            level[j] = max(level[j], level[i] + 1)
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                ready.append(j)
+    if len(done) < len(stages):
+        pending = {s.id: s for i, s in enumerate(stages) if waiting[i]}
+        stuck = next(iter(pending.values()))
+        cycle = " -> ".join(_cycle_from(stuck.id, pending))
+        raise GraphError(("stages", index[stuck.id], "inputs"), f"cycle: {cycle}")
+    return [stages[i] for i in sorted(done, key=lambda i: (level[i], i))]
 
 
 def _cycle_from(start: str, pending: dict[str, StageConfig]) -> list[str]:
@@ -290,28 +332,31 @@ def _path_str(path: Path_) -> str:
 # -- overrides --------------------------------------------------------------------------
 
 
+def _shortened(text: str) -> str:
+    """User text as quoted in an error: at most ``MAX_ECHO`` characters."""
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 3] + "..."
+
+
 def _apply_override(raw: dict[str, Any], text: str) -> Path_:
     """Apply one ``a.b=c`` to the raw dict; stages are addressed by id. Returns the path."""
     key, sep, value_text = text.partition("=")
     parts = key.strip().split(".")
+    shown = _shortened(text)
     if not sep or not all(parts):
-        raise ConfigError(f"--set {text}: expected key.path=value")
-    try:
-        value = yaml.safe_load(value_text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"--set {shown}: expected key.path=value")
+    _, value = _load_bounded(value_text, f"--set {shown}")
     path: list[str | int] = []
     node: Any = raw
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         if path == ["stages"] and not isinstance(node, list):
-            raise ConfigError(f"--set {text}: there are no stages to address by id")
+            raise ConfigError(f"--set {shown}: there are no stages to address by id")
         if path == ["stages"]:
             ids = [s.get("id") for s in node if isinstance(s, dict)]
             if part not in ids:
                 close = difflib.get_close_matches(part, [str(i) for i in ids], n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"--set {text}: no stage with id {part!r}{hint}")
+                raise ConfigError(f"--set {shown}: no stage with id {_shortened(part)!r}{hint}")
             index = ids.index(part)
             path.append(index)
             if last:
@@ -320,7 +365,7 @@ def _apply_override(raw: dict[str, Any], text: str) -> Path_:
                 node = node[index]
             continue
         if not isinstance(node, dict):
-            raise ConfigError(f"--set {text}: {_path_str(tuple(path))} is not a mapping")
+            raise ConfigError(f"--set {shown}: {_path_str(tuple(path))} is not a mapping")
         path.append(part)
         if last:
             node[part] = value
@@ -408,7 +453,7 @@ def _to_config_error(
     where = f"{source}:{line_of(path)}" if line_of(path) else source
     for prefix, text in overridden.items():
         if path[: len(prefix)] == prefix:
-            where = f"{source} (--set {text})"
+            where = f"{source} (--set {_shortened(text)})"
     more = f" (+{len(described) - 1} more)" if len(described) > 1 else ""
     return ConfigError(f"{where}: {_path_str(path)}: {msg}{more}")
 
@@ -416,16 +461,65 @@ def _to_config_error(
 # -- public API -------------------------------------------------------------------------
 
 
-def parse_config(text: str, source_name: str, overrides: Sequence[str] = ()) -> PipelineConfig:
-    """Validate YAML text (plus ``--set`` overrides); ``source_name`` is used in errors."""
+#: The safe loader (only plain data, never objects), in C where PyYAML was built with it.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Values in the document once aliases are expanded (linear in the node graph: shared
+    nodes are sized once); anything over ``MAX_YAML_VALUES`` counts as just over."""
+    cap = MAX_YAML_VALUES + 1
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if children_done:  # a child not sized yet is on a cycle: as good as endless
+            total = 1 + sum(sizes.get(id(c), cap) for c in children)
+            sizes[id(node)] = min(total, cap)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _load_bounded(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """(node graph, plain data) of YAML ``text``, refusing documents that expand beyond
+    ``MAX_YAML_VALUES`` values (alias bombs) or nest too deeply, before building them."""
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        if _expanded_size(node) > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"{source}: expands to more than {MAX_YAML_VALUES} values "
+                "(nested aliases?); not a config"
+            )
+        return node, loader.construct_document(node)
+    except ValueError as exc:  # an integer of thousands of digits
+        raise ConfigError(f"{source}: {_shortened(str(exc))}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source_name}:{mark.line + 1}" if mark else source_name
+        where = f"{source}:{mark.line + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+        raise ConfigError(f"{where}: not valid YAML: {_shortened(problem)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply; not a config") from None
+    finally:
+        loader.dispose()
+
+
+def parse_config(text: str, source_name: str, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Validate YAML text (plus ``--set`` overrides); ``source_name`` is used in errors."""
+    node, raw = _load_bounded(text, source_name)
     lines = _yaml_lines(node, source_name)
     if raw is None:
         raw = {}

@@ -2,7 +2,9 @@
 
 Frames keep their own pts (VFR stays VFR). Damage is concealed, not fatal: a packet the
 decoder rejects is skipped and counted, a read error ends the stream early (a truncated
-download decodes up to where it stops), and the counts are left in ``DecodeStats``.
+download decodes up to where it stops), a missing or out-of-order pts is repaired on its
+own frame only, and the counts are left in ``DecodeStats``. A file that changes between
+probing and the end of decoding is an input error: what was decoded is not what was probed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
-from pipeline.probe import MediaInfo
+from pipeline.probe import MediaInfo, check_unchanged, open_input
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +36,15 @@ class DecodeStats:
     frames_decoded: int = 0
     packets_dropped: int = 0  # rejected by the decoder and skipped (concealed)
     frames_corrupt: int = 0  # decoded with errors concealed by the decoder, kept
-    pts_derived: int = 0  # frames whose pts was missing or not increasing
+    pts_repaired: int = 0  # frames whose pts was missing or not increasing
     read_errors: int = 0  # demuxing stopped early (truncated or damaged file)
+    frames_missing: int = 0  # announced by the container but never decoded
 
     @property
     def clean(self) -> bool:
-        return not (self.packets_dropped or self.frames_corrupt or self.read_errors)
+        return not (
+            self.packets_dropped or self.frames_corrupt or self.read_errors or self.frames_missing
+        )
 
 
 def frame_to_planes(frame: av.VideoFrame, fmt: VideoFormat) -> list[np.ndarray]:
@@ -128,10 +133,11 @@ class ChunkReader:
     def _frames(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in presentation order, skipping packets the decoder rejects."""
         try:
-            container = av.open(self.info.path, "r", metadata_errors="replace")
+            container = open_input(self.info.path)
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"cannot reopen {self.info.path} for decoding: {exc}") from None
         try:
+            check_unchanged(self.info)
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if self.seek_to:
@@ -157,6 +163,7 @@ class ChunkReader:
                 yield from decoded
             with contextlib.suppress(av.FFmpegError):
                 yield from stream.codec_context.decode(None)
+            check_unchanged(self.info)  # a file that shrank while read ends early, quietly
         finally:
             container.close()
 
@@ -165,23 +172,19 @@ class ChunkReader:
         time_base = self.info.video.time_base
         step = _frame_step(self.info)
         n = self.chunk_frames
-        buffers = [np.empty((n, h, w), fmt.dtype) for h, w in fmt.plane_shapes()]
+        # A chunk larger than the clip gets rows for the frames the clip has (a huge
+        # chunk_frames must not allocate a huge buffer), and grows if the count was low.
+        expected = self.info.video.frame_count
+        rows = min(n, max(1, expected - self.start_index)) if expected else n
+        buffers = [np.empty((rows, h, w), fmt.dtype) for h, w in fmt.plane_shapes()]
         pts_list: list[int] = []
         index = self.start_index // n
         first = self.start_index
-        last_pts: int | None = None
         frame_index = 0
-        for frame in self._frames():
+        for frame, pts in _repaired_pts(self._frames(), step, self.stats):
             self.stats.frames_decoded += 1
             if frame.is_corrupt:
                 self.stats.frames_corrupt += 1
-            pts = frame.pts
-            if pts is None or (last_pts is not None and pts <= last_pts):
-                # Missing or non-increasing pts (raw streams, damage): continue the
-                # sequence one nominal frame duration on, so order is kept and muxable.
-                pts = (last_pts + step) if last_pts is not None else 0
-                self.stats.pts_derived += 1
-            last_pts = pts
             frame_index += 1
             if frame_index <= self.start_index:
                 continue
@@ -190,6 +193,8 @@ class ChunkReader:
                 log.warning("%s: frame size changed mid-stream; rescaled", self.info.path)
             planes = frame_to_planes(convert_layout(frame, fmt.pix_fmt, fmt.color), fmt)
             slot = len(pts_list)
+            if slot == len(buffers[0]):
+                buffers = [_grown(b, n) for b in buffers]
             for buffer, plane in zip(buffers, planes, strict=True):
                 buffer[slot] = plane
             pts_list.append(pts)
@@ -200,17 +205,65 @@ class ChunkReader:
         if pts_list:
             k = len(pts_list)
             yield Chunk(index, first, pts_list, time_base, fmt, tuple(b[:k] for b in buffers))
-        expected = self.info.video.frame_count
-        if expected and self.stats.frames_decoded < expected:
-            # The demuxer may stop quietly at damage; the header's count tells.
-            log.warning(
-                "%s: decoded %d of %d frames announced by the header",
-                self.info.path,
-                self.stats.frames_decoded,
-                expected,
-            )
-        if not self.stats.clean:
-            log.warning("%s: decode finished with %s", self.info.path, self.stats)
+        # The demuxer may stop quietly at damage or truncation; the container's count tells.
+        self.stats.frames_missing = self.info.video.frames_short_of(self.stats.frames_decoded)
+        if not self.stats.clean or self.stats.pts_repaired:
+            log.info("%s: decode finished with %s", self.info.path, self.stats)
+
+
+def _grown(buffer: np.ndarray, rows: int) -> np.ndarray:
+    """``buffer`` copied into a new one of ``rows`` rows."""
+    out = np.empty((rows, *buffer.shape[1:]), buffer.dtype)
+    out[: len(buffer)] = buffer
+    return out
+
+
+#: Frames with a bad pts held back at most, waiting for a good one to place them before.
+MAX_HELD_FRAMES = 16
+
+
+def _repaired_pts(
+    frames: Iterator[av.VideoFrame], step: int, stats: DecodeStats
+) -> Iterator[tuple[av.VideoFrame, int]]:
+    """Each frame with a strictly increasing pts: its own, or for a frame whose pts is
+    missing or not above the last one (raw streams, damage, a duplicate), a repaired one.
+
+    Only the frames that need it are repaired: a bad run is placed evenly between its good
+    neighbours when the time base leaves room, so the frames after it keep their pts. Only
+    without room (a 1/fps time base) does the sequence continue one ``step`` on.
+    """
+    last: int | None = None
+    held: list[av.VideoFrame] = []
+
+    def release(upper: int | None) -> Iterator[tuple[av.VideoFrame, int]]:
+        nonlocal last
+        n = len(held)
+        if last is not None and upper is not None and upper - last > n:
+            placed = [last + (upper - last) * (i + 1) // (n + 1) for i in range(n)]
+        elif last is None and upper is not None:
+            placed = [upper - step * (n - i) for i in range(n)]
+        else:
+            start = last if last is not None else -step
+            placed = [start + step * (i + 1) for i in range(n)]
+        stats.pts_repaired += n
+        yield from zip(held, placed, strict=True)
+        if placed:
+            last = placed[-1]
+        held.clear()
+
+    for frame in frames:
+        pts = frame.pts
+        if pts is not None and (last is None or pts > last):
+            if held:
+                yield from release(pts)
+            if last is None or pts > last:
+                last = pts
+                yield frame, pts
+                continue
+        held.append(frame)
+        if len(held) >= MAX_HELD_FRAMES:
+            yield from release(None)
+    yield from release(None)
 
 
 def _frame_step(info: MediaInfo) -> int:

@@ -5,7 +5,8 @@ keeps every frame's pts in the input time base (codec context too: libx264's VFR
 needs it), writes the colour tags and display rotation back, and interleaves the source's
 audio / subtitle / data packets by time as the video packets come out, so memory stays
 flat. A stream the output container cannot hold is transcoded (audio) or dropped, always
-with a warning. The file is written under a temporary name and renamed on ``close()``.
+with a warning. The file is written under a temporary name and renamed on ``close()``
+(``pipeline.output_path``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import numpy as np
 from pipeline.decode import convert_layout
 from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
+from pipeline.output_options import check_muxer
+from pipeline.output_path import OutputTarget, prepare_output
 from pipeline.probe import (
     MATRIX_NAMES,
     PRIMARIES_NAMES,
@@ -35,9 +38,11 @@ from pipeline.probe import (
     TRANSFER_NAMES,
     MediaInfo,
     assumed_color,
+    check_unchanged,
+    open_input,
     tag_value,
 )
-from pipeline.streaming import DEFAULT_STREAM_FORMAT, STDOUT_URL, is_stdio
+from pipeline.streaming import DEFAULT_STREAM_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +341,7 @@ class VideoWriter:
 
     def __init__(
         self,
-        dst: str | os.PathLike,
+        dst: str | os.PathLike | OutputTarget,
         src: MediaInfo,
         out_fmt: VideoFormat,
         codec: str = "libx264",
@@ -344,25 +349,32 @@ class VideoWriter:
         container_format: str | None = None,
         drop: frozenset[str] = frozenset(),
     ) -> None:
-        """``drop``: stream types ("audio", "subtitle", ...) not to carry across."""
-        self.dst = os.fspath(dst)
+        """``dst``: a path (replaced if it exists) or a checked ``OutputTarget``;
+        ``drop``: stream types ("audio", "subtitle", ...) not to carry across."""
+        if not isinstance(dst, OutputTarget):
+            dst = prepare_output(dst, overwrite=True, inputs=[src.path])
+        self.target = dst
+        self.dst = self.target.path
         self.drop = drop
         self.src = src
         self.frames_written = 0
         self._first_time: Fraction | None = None  # seconds, of the first frame written
         self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
         self.time_base = src.video.time_base
-        self.streaming = is_stdio(self.dst)
-        if self.streaming:  # standard output: nothing to rename, nothing to remove
-            self.tmp_path = STDOUT_URL
+        self.streaming = self.target.stream
+        self.tmp_path = self.target.url
+        if self.streaming:  # standard output, a FIFO, a device: nothing to rename
             container_format = container_format or DEFAULT_STREAM_FORMAT
-        else:
-            head, name = os.path.split(os.path.abspath(self.dst))
-            stem, ext = os.path.splitext(name)
-            self.tmp_path = os.path.join(head, f".{stem}.partial{ext}")
+        self._src: av.container.InputContainer | None = None
         try:
             self._out = av.open(self.tmp_path, "w", format=container_format)
         except (av.FFmpegError, OSError, ValueError) as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.dst}: {exc}") from None
+        try:
+            check_muxer(self._out.format.name)
+        except ValueError as exc:
+            self.abort()
             raise OutputError(f"cannot write {self.dst}: {exc}") from None
         rate = src.video.avg_rate
         if not self._out.format.flags & av.format.Flags.variable_fps.value:
@@ -372,7 +384,6 @@ class VideoWriter:
                 self.time_base = 1 / Fraction(rate)
             else:
                 _warn(f"{self._out.format.name} cannot keep variable frame timing exactly", 3)
-        self._src: av.container.InputContainer | None = None
         self._copies: dict[int, Any] = {}  # source stream index -> output stream / transcoder
         self._pending: Iterator[av.Packet] | None = None
         self._lookahead: av.Packet | None = None
@@ -427,9 +438,10 @@ class VideoWriter:
 
     def _add_other_streams(self) -> None:
         try:
-            self._src = av.open(self.src.path, "r", metadata_errors="replace")
+            self._src = open_input(self.src.path)
         except (av.FFmpegError, OSError) as exc:
             raise InputError(f"cannot reopen {self.src.path} to copy streams: {exc}") from None
+        check_unchanged(self.src)
         fmt_name = self._out.format.name
         for info in self.src.other_streams:
             source = self._src.streams[info.index]
@@ -586,16 +598,16 @@ class VideoWriter:
         except av.FFmpegError as exc:
             self.abort()
             raise OutputError(f"finishing {self.dst} failed: {exc}") from None
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         if self._src is not None:
             self._src.close()
         if self.streaming:
             return
         self._check_what_players_see()
-        try:
-            os.replace(self.tmp_path, self.dst)
-        except OSError as exc:
-            raise OutputError(f"cannot move output into place at {self.dst}: {exc}") from None
+        self.target.publish()
 
     def _check_what_players_see(self) -> None:
         """Warn when the finished file differs from what was written in ways a muxer does
@@ -634,9 +646,7 @@ class VideoWriter:
             if container is not None:
                 with contextlib.suppress(Exception):
                     container.close()
-        if not self.streaming:
-            with contextlib.suppress(OSError):
-                os.remove(self.tmp_path)
+        self.target.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

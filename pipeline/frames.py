@@ -13,6 +13,9 @@ from fractions import Fraction
 import numpy as np
 
 #: Pixel formats frames travel in; anything else is converted on decode.
+#: Frame width or height at most: beyond it a header is damaged, a size setting a typo.
+MAX_DIMENSION = 16384
+
 SUPPORTED_PIX_FMTS = (
     "yuv420p",
     "yuv422p",

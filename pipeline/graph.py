@@ -46,7 +46,9 @@ class StageGraph:
         for i, node in enumerate(nodes):
             for name in node.inputs:
                 last_use[name] = i
-        self._free_after = [[k for k, i in last_use.items() if i == j] for j in range(len(nodes))]
+        self._free_after: list[list[str]] = [[] for _ in nodes]
+        for name, i in last_use.items():
+            self._free_after[i].append(name)
         self._device: torch.device | None = None
 
     @classmethod

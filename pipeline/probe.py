@@ -6,6 +6,12 @@ peeks at the first packets to guess whether the stream is VFR. It decides the
 *transport* format frames travel in (``pipeline.frames.SUPPORTED_PIX_FMTS``) and the
 colour description, assuming BT.709 (HD) or BT.601 (SD) when the stream says nothing.
 Every failure becomes an ``InputError`` with a one-line message.
+
+Inputs are local files: every open (``open_input``) allows only FFmpeg's ``file``
+protocol and no demuxer that opens further files named inside the input (playlists such
+as HLS, concat lists), so a crafted input cannot make the pipeline read another file.
+The file's identity (device, inode, size, mtime) is recorded, and each later open checks
+it (``check_unchanged``).
 """
 
 from __future__ import annotations
@@ -18,19 +24,47 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import av
 
 from pipeline.errors import InputError
-from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.frames import MAX_DIMENSION, ColorInfo, VideoFormat
 
 log = logging.getLogger(__name__)
 
-#: Frame sizes beyond this are treated as a damaged header rather than real footage.
-MAX_DIMENSION = 16384
 #: Packets inspected to decide whether timestamps are irregular (VFR).
 VFR_PROBE_PACKETS = 240
+#: Demuxers that read other files or URLs named inside the input: never used.
+INDIRECT_DEMUXERS = frozenset(
+    {"hls", "concat", "dash", "imf", "sdp", "rtp", "rtsp", "sap", "avisynth", "vapoursynth"}
+)
+#: A frame count derived from the duration may be off by this fraction (audio tails).
+ESTIMATE_TOLERANCE = 0.05
+
+
+@lru_cache(maxsize=1)
+def _input_options() -> dict[str, str]:
+    """FFmpeg options for every input open: local files only, no indirect demuxers."""
+    allowed = sorted(
+        name
+        for name in av.formats_available
+        if name not in INDIRECT_DEMUXERS and av.format.ContainerFormat(name).is_input
+    )
+    return {"protocol_whitelist": "file", "format_whitelist": ",".join(allowed)}
+
+
+def open_input(path: str) -> av.container.InputContainer:
+    """Open a local media file for reading, never following it to other files."""
+    return av.open(path, "r", metadata_errors="replace", options=dict(_input_options()))
+
+
+def fingerprint(path: str) -> tuple[int, int, int, int]:
+    """(device, inode, size, mtime in ns): what tells that a file is still the one probed."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
 
 # FFmpeg's enum values (AVColorSpace, AVColorRange, AVColorPrimaries,
 # AVColorTransferCharacteristic) <-> the names its CLI uses. Unspecified (2 / 0) is absent.
@@ -119,6 +153,19 @@ class VideoStreamInfo:
     is_vfr: bool = False
     start_pts: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    frames_announced: int | None = None  # by the container: a count, or duration x rate
+    announced_exactly: bool = False  # a count in the header, not an estimate
+
+    def frames_short_of(self, decoded: int) -> int:
+        """Frames the container announced that were not decoded (0 within an estimate's
+        tolerance): a truncated or damaged file that the demuxer ended quietly."""
+        if not self.frames_announced:
+            return 0
+        missing = self.frames_announced - decoded
+        if not self.announced_exactly:
+            tolerance = max(2, round(ESTIMATE_TOLERANCE * self.frames_announced))
+            return missing if missing > tolerance else 0
+        return max(0, missing)
 
 
 @dataclass
@@ -132,6 +179,19 @@ class MediaInfo:
     chapters: list[dict[str, Any]]
     video: VideoStreamInfo
     other_streams: list[StreamInfo]
+    fingerprint: tuple[int, int, int, int] | None = None
+
+
+def check_unchanged(info: MediaInfo) -> None:
+    """Raise ``InputError`` if the file at ``info.path`` is no longer the one probed."""
+    if info.fingerprint is None:
+        return
+    try:
+        now = fingerprint(info.path)
+    except OSError:
+        now = None
+    if now != info.fingerprint:
+        raise InputError(f"{info.path} changed while it was being read (replaced or rewritten)")
 
 
 def transport_pix_fmt(source_pix_fmt: str) -> str:
@@ -294,14 +354,17 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     if not os.access(path, os.R_OK):
         raise InputError(f"input is not readable (permissions): {path}")
     try:
+        identity = fingerprint(path)
         # Damaged tags are not worth failing over: undecodable bytes become U+FFFD.
-        container = av.open(path, "r", metadata_errors="replace")
+        container = open_input(path)
     except av.FFmpegError as exc:
         raise InputError(f"not a readable media file: {path} ({_reason(exc)})") from None
     except OSError as exc:
         raise InputError(f"cannot open input: {path} ({exc.strerror or exc})") from None
     try:
-        return _probe_open(path, container)
+        info = _probe_open(path, container)
+        info.fingerprint = identity
+        return info
     except av.FFmpegError as exc:
         raise InputError(f"damaged media file: {path} ({_reason(exc)})") from None
     finally:
@@ -348,6 +411,9 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         frame_count = max(1, round(duration * float(avg_rate)))
     if packets_seen == 0 and not frame_count:
         raise InputError(f"video stream of {path} has no frames")
+    announced = stream.frames or None
+    if announced is None and duration and avg_rate and not _is_vfr(sorted_pts):
+        announced = round(duration * float(avg_rate))
 
     video = VideoStreamInfo(
         index=stream.index,
@@ -363,6 +429,8 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         is_vfr=_is_vfr(sorted_pts),
         start_pts=stream.start_time,
         metadata=dict(stream.metadata),
+        frames_announced=announced,
+        announced_exactly=bool(stream.frames),
     )
     others = [s for s in map(_other_stream, container.streams) if s is not None]
     try:
@@ -421,6 +489,7 @@ def describe(info: MediaInfo) -> dict[str, Any]:
         return value
 
     summary = asdict(info)
+    del summary["fingerprint"]  # identifies this copy of the file, describes nothing
     summary["video"]["fmt"]["bit_depth"] = info.video.fmt.bit_depth
     summary["video"]["fps"] = float(info.video.avg_rate) if info.video.avg_rate else None
     return plain(summary)

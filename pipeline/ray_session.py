@@ -18,12 +18,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from pipeline.errors import ConfigError
+from pipeline.tempfiles import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +39,6 @@ def ray_module() -> ModuleType:
     import ray
 
     return ray
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def processes_using(folder: Path) -> list[int]:
@@ -80,7 +72,7 @@ def remove_stale_temp_dirs(root: str | None = None) -> list[Path]:
             pid = int((folder / _OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             reap(folder)
             removed.append(folder)
     return removed
@@ -88,7 +80,7 @@ def remove_stale_temp_dirs(root: str | None = None) -> list[Path]:
 
 def watch(owner: int, folder: Path, poll_s: float = 0.5) -> None:
     """Wait while ``owner`` lives and ``folder`` exists; reap the folder if the owner died."""
-    while folder.exists() and _pid_alive(owner):
+    while folder.exists() and pid_alive(owner):
         time.sleep(poll_s)
     if folder.exists():
         reap(folder)
@@ -122,6 +114,9 @@ class RaySession:
                 stderr=subprocess.DEVNULL,
                 cwd=Path(__file__).resolve().parent.parent,
             )
+        # ray.init replaces the driver's SIGTERM handler with one that exits at once (1);
+        # an application's own handler (the CLI's: clean up, exit 143) is put back.
+        on_term = signal.getsignal(signal.SIGTERM)
         try:
             # "local" starts a private instance and ignores RAY_ADDRESS: the client
             # connects only where the config or the CLI says.
@@ -136,6 +131,9 @@ class RaySession:
         except (ConnectionError, ValueError, RuntimeError) as exc:
             self._remove_temp_dir()
             raise ConfigError(f"cannot join Ray cluster at {address!r}: {exc}") from exc
+        finally:
+            if callable(on_term) and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, on_term)
         self.owned = True
 
     def _remove_temp_dir(self) -> None:

@@ -12,15 +12,16 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pipeline.config import PipelineConfig, config_hash, load_config
+from pipeline.decode import DecodeStats
 from pipeline.encode import VideoWriter, pick_output_format
-from pipeline.errors import OutputError, PipelineError, ResumableError, WorkerError
+from pipeline.errors import PipelineError, ResumableError, WorkerError
 from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
+from pipeline.output_path import OutputTarget, output_target
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import ProgressCallback, ProgressTracker
 from pipeline.segment_worker import SegmentSetup, SegmentTask
@@ -31,7 +32,7 @@ from pipeline.segments import (
     plan_segments,
     why_not_segmentable,
 )
-from pipeline.streaming import is_stdio, spooled_input
+from pipeline.streaming import spooled_input
 from pipeline.window import Window
 from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
 
@@ -49,6 +50,9 @@ class RunSummary:
     packets_dropped: int  # rejected by the decoder, skipped
     wall_s: float
     fps: float
+    read_errors: int = 0  # reading stopped early at damage
+    frames_missing: int = 0  # announced by the container, never decoded (truncated input)
+    pts_repaired: int = 0  # frames whose timestamp was missing or out of order
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retries: int = 0
     workers: int = 0
@@ -185,19 +189,20 @@ class Pipeline:
         output) so that the same call after a crash redoes only the rest; ``restart``
         discards earlier work, ``keep_work`` keeps the folder after success.
         """
-        if not is_stdio(dst):
-            dst = Path(dst)
-            check_destination(src, dst, overwrite)
-        work = _WorkSettings(work_dir, restart, keep_work)
-        if work_dir is None and not is_stdio(dst):
-            work = _WorkSettings(default_work_dir(dst), restart, keep_work)
-        with spooled_input(src) as path:
-            return self._run(path, dst, on_progress, work, window or Window())
+        # The output is checked (and its temporary file made) before any input is read.
+        with (
+            output_target(dst, overwrite=overwrite, inputs=[src]) as target,
+            spooled_input(src) as path,
+        ):
+            if work_dir is None and not target.stream:
+                work_dir = default_work_dir(target.path)
+            work = _WorkSettings(work_dir, restart, keep_work)
+            return self._run(path, target, on_progress, work, window or Window())
 
     def _run(
         self,
         src: str,
-        dst: str | Path,
+        target: OutputTarget,
         on_progress: ProgressCallback | None,
         work: _WorkSettings,
         window: Window,
@@ -209,7 +214,7 @@ class Pipeline:
         out_fmt = self.output_format(view, graph)
         spans = self.segment_plan(info, graph, window)
         if spans is not None:
-            return self._run_segments(info, graph, out_fmt, spans, dst, on_progress, work)
+            return self._run_segments(info, graph, out_fmt, spans, target, on_progress, work)
         chunks = window.reader(info, self.config.execution.chunk_frames)
         tracker = ProgressTracker(view.video.frame_count, on_progress)
         t0 = time.monotonic()
@@ -219,7 +224,7 @@ class Pipeline:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (
                 chunks,
-                self.writer(dst, info, out_fmt, window) as writer,
+                self.writer(target, info, out_fmt, window) as writer,
             ):
                 for chunk in _in_order(executor.map(chunks)):
                     writer.write(chunk)
@@ -233,13 +238,18 @@ class Pipeline:
         finally:
             executor.close()
         wall = time.monotonic() - t0
+        stats = chunks.stats
+        _warn_about_input(stats)
         return RunSummary(
-            output=str(dst),
+            output=target.path,
             frames_in=frames_in,
             frames_out=frames_out,
-            frames_corrupt=chunks.stats.frames_corrupt,
-            packets_dropped=chunks.stats.packets_dropped,
+            frames_corrupt=stats.frames_corrupt,
+            packets_dropped=stats.packets_dropped,
             wall_s=wall,
+            read_errors=stats.read_errors,
+            frames_missing=stats.frames_missing,
+            pts_repaired=stats.pts_repaired,
             fps=frames_out / wall if wall > 0 else 0.0,
             stage_seconds=executor.stats.stage_seconds,
             retries=executor.stats.retries,
@@ -249,15 +259,16 @@ class Pipeline:
 
     def writer(
         self,
-        dst: str | Path,
+        target: OutputTarget,
         info: MediaInfo,
         out_fmt: VideoFormat,
         window: Window | None = None,
     ) -> VideoWriter:
-        """The output writer this config asks for (temporary name until ``close()``);
-        with a ``window``, one that writes only its span, shifted to start at 0."""
+        """The output writer this config asks for: it writes ``target``'s temporary file
+        and publishes it on ``close()`` (``pipeline.output_path``); with a ``window``, one
+        that writes only its span, shifted to start at 0."""
         return (window or Window()).writer(
-            dst,
+            target,
             info,
             out_fmt,
             codec=self.config.output.codec,
@@ -272,7 +283,7 @@ class Pipeline:
         graph: StageGraph,
         out_fmt: VideoFormat,
         spans: list[SegmentSpan],
-        dst: str | Path,
+        target: OutputTarget,
         on_progress: ProgressCallback | None,
         settings: _WorkSettings,
     ) -> RunSummary:
@@ -300,7 +311,7 @@ class Pipeline:
         totals = {"frames": 0, "corrupt": 0, "dropped": 0}
         executor: RayExecutor | None = None
         try:
-            with self.writer(dst, info, out_fmt) as writer:
+            with self.writer(target, info, out_fmt) as writer:
                 chunk_frames = self.config.execution.chunk_frames
                 setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
                 todo = [s for s in spans if s.index not in reused]
@@ -326,6 +337,8 @@ class Pipeline:
                     totals["corrupt"] += segment.frames_corrupt
                     totals["dropped"] += segment.packets_dropped
                     tracker.advance(segment.frames)
+            if work is not None and not settings.keep:
+                work.remove()  # the output is published
         except WorkerError as exc:
             if work is None:
                 raise
@@ -336,12 +349,12 @@ class Pipeline:
         finally:
             if executor is not None:
                 executor.close()
-        if work is not None and not settings.keep:
-            work.remove()
+            if work is not None:
+                work.close()
         wall = time.monotonic() - t0
         stats = executor.stats if executor is not None else None
         return RunSummary(
-            output=str(dst),
+            output=target.path,
             frames_in=frames_total,
             frames_out=totals["frames"],
             frames_corrupt=totals["corrupt"],
@@ -368,24 +381,20 @@ class _WorkSettings:
     keep: bool = False
 
 
-def check_destination(src: str | os.PathLike, dst: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an output that would clobber the input or a file not
-    meant to be replaced, or that cannot be written where asked."""
-    if not is_stdio(src) and _same_file(src, dst):
-        # Even with -y: the input is still being read when the output replaces it.
-        raise OutputError(f"{dst} is the input file; write the output elsewhere")
-    if dst.exists() and not overwrite:
-        raise OutputError(f"{dst} exists (use -y to overwrite)")
-    if not dst.parent.is_dir():
-        raise OutputError(f"output folder {dst.parent} does not exist")
-
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one file (through links and ``..`` too); False if one is missing."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+def _warn_about_input(stats: DecodeStats) -> None:
+    """Say what the output lacks or changed against the input (it is in the summary too)."""
+    problems = []
+    if stats.read_errors or stats.frames_missing:
+        problems.append(
+            f"reading stopped early ({stats.read_errors} read error(s), "
+            f"{stats.frames_missing} announced frame(s) missing from the output)"
+        )
+    if stats.pts_repaired:
+        problems.append(
+            f"{stats.pts_repaired} frame(s) had a missing or out-of-order timestamp, repaired"
+        )
+    if problems:
+        warnings.warn("input damaged: " + "; ".join(problems), stacklevel=3)
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

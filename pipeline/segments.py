@@ -19,7 +19,7 @@ from fractions import Fraction
 import av
 
 from pipeline.errors import InputError
-from pipeline.probe import MediaInfo
+from pipeline.probe import MediaInfo, check_unchanged, open_input
 
 #: How far past a keyframe (in packets) leading pictures are looked for.
 LEADING_WINDOW = 64
@@ -102,7 +102,7 @@ def index_packets(info: MediaInfo) -> PacketIndex:
     keyframe: list[bool] = []
     shown: list[bool] = []
     try:
-        with av.open(info.path, "r", metadata_errors="replace") as container:
+        with open_input(info.path) as container:
             stream = container.streams.video[0]
             for packet in container.demux(stream):
                 if not packet.size:
@@ -113,6 +113,7 @@ def index_packets(info: MediaInfo) -> PacketIndex:
             time_base = stream.time_base
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"cannot index {info.path}: {exc}") from None
+    check_unchanged(info)
     return PacketIndex(pts, keyframe, shown, time_base)
 
 
@@ -186,7 +187,7 @@ def _leading_end(pts: list[int], key: int) -> int:
 
 
 def decoder_params(info: MediaInfo) -> DecoderParams:
-    with av.open(info.path, "r", metadata_errors="replace") as container:
+    with open_input(info.path) as container:
         stream = container.streams.video[0]
         cc = stream.codec_context
         return DecoderParams(cc.name, cc.extradata, cc.width, cc.height, stream.time_base)
@@ -197,7 +198,7 @@ def _read_span(path: str, span: SegmentSpan) -> Iterator[av.Packet]:
     as many packets as the plan counted."""
     wanted = span.end_packet - span.first_packet
     try:
-        with av.open(path, "r", metadata_errors="replace") as container:
+        with open_input(path) as container:
             stream = container.streams.video[0]
             if span.start_pts is not None:
                 container.seek(span.start_pts, stream=stream, backward=True, any_frame=False)
@@ -237,7 +238,7 @@ def iter_payloads(
     position = 0
     k = 0
     try:
-        with av.open(info.path, "r", metadata_errors="replace") as container:
+        with open_input(info.path) as container:
             stream = container.streams.video[0]
             for packet in container.demux(stream):
                 if not packet.size:
@@ -258,6 +259,7 @@ def iter_payloads(
                 while open_ and open_[0].span.end_packet <= k:
                     payload = open_.pop(0)
                     payload.data = b"".join(chunks.pop(id(payload)))
+                    check_unchanged(info)  # its packets are the probed file's
                     yield payload
                 if not open_ and position == len(todo):
                     return

@@ -211,8 +211,9 @@ class WindowReader(ChunkReader):
         self.crop = window.crop.fitted(info.video.fmt) if window.crop else None
         self.span_start = window.start + window.origin(info)
         self.span_end = window.end_abs(info)
-        # The header's frame count is the whole file's: no 'decoded fewer than announced'.
-        info = replace(info, video=replace(info.video, frame_count=None))
+        # The header's counts are the whole file's: a span decodes fewer, and that is not
+        # 'announced frames missing' (truncation is judged on whole-file runs only).
+        info = replace(info, video=replace(info.video, frame_count=None, frames_announced=None))
         super().__init__(info, chunk_frames, seek_to=self.span_start if window.trims else None)
 
     def __next__(self) -> Chunk:

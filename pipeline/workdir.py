@@ -2,19 +2,19 @@
 
 The manifest names the input (size and a hash of its head and tail), the hash of the
 resolved config, the hash of the segment plan and, per finished segment, the checksum
-of its files. Every file is written to a temporary name, synced and renamed, so a crash
-leaves either the old or the new version, never half of one. A segment whose files do
-not match their checksum is simply redone.
+of its files. Every file is written to a temporary name, synced and renamed
+(``pipeline.tempfiles.write_atomic``), so a crash leaves either the old or the new
+version, never half of one; a killed run's temporary files are swept on resume. A
+segment whose files do not match their checksum is simply redone.
 """
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -24,8 +24,10 @@ from pipeline.encode import EncodedPacket
 from pipeline.errors import ConfigError
 from pipeline.segment_worker import EncodedSegment
 from pipeline.segments import SegmentSpan
+from pipeline.tempfiles import sweep_stale_writes, write_atomic
 
 MANIFEST = "manifest.json"
+LOCK = ".lock"
 VERSION = 1
 #: Bytes hashed at each end of the input for its fingerprint.
 FINGERPRINT_BYTES = 1 << 20
@@ -48,27 +50,14 @@ def plan_hash(spans: list[SegmentSpan]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 class WorkDir:
     """Finished segments of one job (one input, one config, one plan)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], lock: int | None = None) -> None:
+        """``lock``: the descriptor that holds the folder's lock (``close()`` lets it go)."""
         self.path = path
         self.manifest = manifest
+        self._lock = lock
 
     @classmethod
     def open(
@@ -90,31 +79,41 @@ class WorkDir:
             "plan": plan_hash(spans),
             "segments": len(spans),
         }
-        manifest_path = folder / MANIFEST
-        if manifest_path.exists() and not restart:
-            try:
-                manifest = json.loads(manifest_path.read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(
-                    f"work directory {folder} has an unreadable manifest ({exc}); "
-                    "use --restart to discard it"
-                ) from None
-            for key, what in (("input", "input file"), ("config", "config"), ("plan", "plan")):
-                if manifest.get(key) != identity[key]:
-                    raise ConfigError(
-                        f"work directory {folder} holds work for a different {what}; "
-                        "use --restart to discard it (or another --work-dir)"
-                    )
-            return cls(folder, manifest)
-        if restart and folder.exists():
-            shutil.rmtree(folder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create work directory {folder}: {exc}") from None
-        work = cls(folder, {**identity, "done": {}})
-        work._save_manifest()
-        return work
+        lock = _lock(folder)
+        try:
+            manifest_path = folder / MANIFEST
+            if manifest_path.exists() and not restart:
+                try:
+                    manifest = json.loads(manifest_path.read_text())
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(
+                        f"work directory {folder} has an unreadable manifest ({exc}); "
+                        "use --restart to discard it"
+                    ) from None
+                for key, what in (("input", "input file"), ("config", "config"), ("plan", "plan")):
+                    if manifest.get(key) != identity[key]:
+                        raise ConfigError(
+                            f"work directory {folder} holds work for a different {what}; "
+                            "use --restart to discard it (or another --work-dir)"
+                        )
+                sweep_stale_writes(folder)
+                return cls(folder, manifest, lock)
+            if restart:
+                for entry in folder.iterdir():
+                    if entry.is_dir():
+                        shutil.rmtree(entry)
+                    elif entry.name != LOCK:
+                        entry.unlink()
+            work = cls(folder, {**identity, "done": {}}, lock)
+            work._save_manifest()
+            return work
+        except BaseException:
+            os.close(lock)
+            raise
 
     def _save_manifest(self) -> None:
         write_atomic(self.path / MANIFEST, json.dumps(self.manifest, indent=1).encode())
@@ -168,8 +167,30 @@ class WorkDir:
         return EncodedSegment(index, packets, extradata, table["frames"],
                               table["frames_corrupt"], table["packets_dropped"])  # fmt: skip
 
+    def close(self) -> None:
+        """Let another run use the folder (the work stays)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
+
+
+def _lock(folder: Path) -> int:
+    """Hold the folder for this run: two runs sharing one (the same output, or the same
+    ``--work-dir``) would remove each other's segments. The lock dies with the process."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConfigError(
+            f"work directory {folder} is in use by another run; wait for it to end or "
+            "give this one another --work-dir"
+        ) from None
+    return fd
 
 
 def _checksum(data: bytes, table: bytes) -> str:

@@ -4,6 +4,8 @@ stop the others; a results table (also JSON); re-running skips finished files.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -108,3 +110,27 @@ def test_shared_queue_batch_survives_a_broken_file_and_skips_finished_ones(
     again = Batch(pipe, jobs).run()
     status = {Path(f.input).name: f.status for f in again.files}
     assert status == {"broken.mkv": "failed", "long.mkv": "skipped", "short.mkv": "skipped"}
+
+
+@pytest.mark.ray
+def test_shared_queue_outputs_are_checked_and_published_like_a_single_run(
+    ray_cluster, folder: Path, tmp_path: Path
+):
+    """An existing output without -y fails that file before any work (exit 2, the file
+    untouched); the others publish through run-owned temporary names, and a killed run's
+    leftover temporary file is swept: only outputs and the table remain."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "short.mkv").write_bytes(b"keep me")
+    owned = "from pipeline.tempfiles import owned_name; print(owned_name('.long.', '.partial.mkv'))"
+    dead = subprocess.run([sys.executable, "-c", owned], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parent.parent)  # fmt: skip
+    (out / dead.stdout.strip()).write_bytes(b"half a file")  # its owner has exited
+    jobs = plan_outputs([folder / "long.mkv", folder / "short.mkv"], out)
+    summary = Batch(Pipeline(parse_config(GRAPH, "g.yaml")), jobs).run()
+    status = {Path(f.input).name: f for f in summary.files}
+    assert status["long.mkv"].status == "done" and status["long.mkv"].mode == "segment"
+    assert status["short.mkv"].exit_code == 2 and "exists" in (status["short.mkv"].error or "")
+    assert (out / "short.mkv").read_bytes() == b"keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["long.mkv", RESULTS_NAME, "short.mkv"]
+    assert len(decoded(out / "long.mkv")[0]) == 36

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import av
 import pytest
 
 from tests.media_factory import (
@@ -91,16 +95,20 @@ def test_unreadable_inputs_exit_3(make_input, code: int, needle: str, tmp_path: 
     assert not out.exists()
 
 
-def test_truncated_input_restores_what_is_there(clip: str, tmp_path: Path):
-    src = make_truncated(clip, tmp_path / "cut.mp4", 0.6)
-    out = tmp_path / "out.mp4"
-    result = cli("run", "-c", str(PASSTHROUGH), "-i", src, "-o", str(out))
-    assert "Traceback" not in result.stderr
-    if result.returncode == 0:
-        assert out.is_file()
-    else:
-        assert_clean_error(result, 3, "cut.mp4")
-        assert not out.exists()
+def test_truncated_input_restores_what_is_there(tmp_path: Path):
+    """A cut-off Matroska download decodes up to the cut: exit 0, the frames that are
+    there, and the shortfall on the terminal and in the JSON summary."""
+    whole = make_clip(tmp_path / "in.mkv", width=64, height=48, frames=24, audio=True)
+    src = make_truncated(whole, tmp_path / "cut.mkv", 0.6)
+    out = tmp_path / "out.mkv"
+    result = cli("run", "-c", str(PASSTHROUGH), "-i", src, "-o", str(out), "--progress", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stderr.splitlines()[-2])
+    with av.open(str(out)) as c:
+        written = sum(1 for _ in c.decode(video=0))
+    assert summary["event"] == "summary" and 0 < summary["frames_out"] == written < 24
+    assert summary["frames_missing"] > 0
+    assert "warning: input damaged: reading stopped early" in result.stderr
 
 
 def test_misspelled_key_names_key_and_line(tmp_path: Path):
@@ -135,9 +143,8 @@ def test_probe_plan_and_models(clip: str):
     assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-denoise" in models.stdout
 
 
-def test_interrupt_exits_130_and_leaves_nothing(tmp_path: Path):
-    import signal
-
+def start_slow_run(tmp_path: Path) -> subprocess.Popen:
+    """A CLI run that is still encoding when its first progress line has been read."""
     src = make_clip(tmp_path / "long.mp4", width=64, height=48, frames=240)
     graph = tmp_path / "slow.yaml"
     graph.write_text(
@@ -155,8 +162,55 @@ def test_interrupt_exits_130_and_leaves_nothing(tmp_path: Path):
     for line in proc.stderr:
         if line.startswith('{"event": "progress"'):
             break
-    proc.send_signal(signal.SIGINT)
+    return proc
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_interrupt_exits_with_its_code_and_leaves_nothing(
+    tmp_path: Path, signal_name: str, code: int
+):
+    """SIGTERM (what service managers and ``timeout`` send) cleans up like Ctrl-C."""
+    proc = start_slow_run(tmp_path)
+    proc.send_signal(getattr(signal, signal_name))
     rest = proc.stderr.read()
-    assert proc.wait(timeout=60) == 130, rest
+    assert proc.wait(timeout=60) == code, rest
     assert "Traceback" not in rest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "slow.yaml"]
+
+
+def test_what_a_killed_run_leaves_is_removed_by_the_next_run(tmp_path: Path):
+    proc = start_slow_run(tmp_path)
+    proc.kill()
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert len(left) == 1 and left[0].endswith(".partial.mp4"), left
+    out = tmp_path / "out.mp4"
+    result = cli("run", "-c", str(PASSTHROUGH), "-i", str(tmp_path / "long.mp4"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4", "out.mp4", "slow.yaml"]
+
+
+def test_sigterm_while_spooling_standard_input_removes_the_spool(tmp_path: Path):
+    """Regression: SIGTERM during ``-i -`` left the whole spooled input in /tmp."""
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run_pipeline.py"), "run", "-c", str(PASSTHROUGH),
+         "-i", "-", "-o", str(out)],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "TMPDIR": str(spool_root)},
+    )  # fmt: skip
+    proc.stdin.write(b"\0" * (1 << 20))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not any(spool_root.rglob("input")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert any(spool_root.rglob("input")), "the spool never appeared"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143, proc.stderr.read()
+    proc.stdin.close()
+    proc.stderr.close()
+    assert list(spool_root.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -150,11 +151,65 @@ def test_override_mistakes():
     assert "not a mapping" in _error(BASE, ("output.crf.x=1",))
 
 
+def tiny_checkpoint(path: Path, arch: str | None = "test-tiny") -> Path:
+    """A real safetensors file of the registered test network, naming ``arch`` (or none)."""
+    from models.checkpoint import save_weights
+
+    return save_weights(models.create_model("test-tiny", pretrained=False), path, arch=arch)
+
+
 def test_model_may_be_a_checkpoint_path(tmp_path):
-    ckpt = tmp_path / "mine.safetensors"
-    ckpt.write_bytes(b"")
+    ckpt = tiny_checkpoint(tmp_path / "mine.safetensors")
     cfg = parse_config(BASE.replace(TEST_MODEL, str(ckpt)), "x.yaml")
     assert cfg.stages[0].params.model == str(ckpt)
+
+
+def test_a_home_relative_checkpoint_is_expanded_once_for_everyone(tmp_path, monkeypatch):
+    """Regression: ``~/w.safetensors`` validated (expanded) but ``run`` looked for it literally."""
+    from pipeline.graph import StageGraph
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tiny_checkpoint(tmp_path / "w.safetensors")
+    cfg = parse_config(BASE.replace(TEST_MODEL, "~/w.safetensors"), "x.yaml")
+    assert cfg.stages[0].params.model == str(tmp_path / "w.safetensors")
+    graph = StageGraph.from_config(cfg)
+    graph.setup("cpu")  # what a worker does: build the network from the file
+
+
+def test_a_pth_checkpoint_needs_arch(tmp_path):
+    import torch
+
+    pth = tmp_path / "official.pth"
+    torch.save({"params": models.create_model("test-tiny", pretrained=False).state_dict()}, pth)
+    assert "arch" in _error(BASE.replace(TEST_MODEL, str(pth)))
+    text = BASE.replace(f"model: {TEST_MODEL}", f"model: {pth}\n    arch: test-tiny")
+    cfg = parse_config(text, "x.yaml")
+    assert cfg.stages[0].params.arch == "test-tiny"
+
+
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (lambda d: d / "empty.safetensors", "not a readable safetensors file"),
+        (lambda d: Path("/etc/hostname"), "not a checkpoint file"),
+        (lambda d: d / "junk.pth", "not a PyTorch checkpoint"),
+        (lambda d: tiny_checkpoint(d / "anon.safetensors", arch=None), "architecture"),
+        (lambda d: tiny_checkpoint(d / "odd.safetensors", arch="no-such-net"), "unknown arch"),
+    ],
+    ids=["zero-bytes", "not-a-checkpoint", "junk-pth", "no-arch", "unknown-arch"],
+)
+def test_models_that_cannot_run_fail_validation(tmp_path, make, needle):
+    """Regression: these validated, then ``run`` failed with exit 1 "internal"."""
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    (tmp_path / "junk.pth").write_bytes(b"just text\n")
+    path = make(tmp_path)
+    assert path.is_file(), f"precondition: {path} should exist"
+    assert needle in _error(BASE.replace(TEST_MODEL, str(path)))
+
+
+def test_arch_is_only_for_checkpoint_files():
+    text = BASE.replace(f"model: {TEST_MODEL}", f"model: {TEST_MODEL}\n    arch: lcdnet-s")
+    assert "only for a checkpoint file" in _error(text)
 
 
 def test_execution_and_output_fields():
@@ -229,3 +284,98 @@ def test_unshipped_mirnet_weights_error_says_how_to_convert(monkeypatch):
         ConfigError, match=r"python -m models\.checkpoint FILE\.pth --arch mirnet_v2"
     ):
         parse_config(text, "x.yaml")
+
+
+# -- sizes: nothing in a config may make validation or the run blow up ------------------
+
+
+def alias_bomb(levels: int) -> str:
+    """Each level's list holds the previous one nine times: 9**levels values expanded."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_a_one_line_error_at_once():
+    """Regression: an 8-level alias nest ran 26 s and ended in MemoryError."""
+    start = time.monotonic()
+    message = _error("version: 1\n" + alias_bomb(8))
+    assert "expands to more than" in message
+    flow = "{" + alias_bomb(8).strip().replace("\n", ", ") + "}"
+    message = _error("version: 1\n", (f"output.options={flow}",))
+    assert "expands to more than" in message
+    assert time.monotonic() - start < 2
+
+
+def test_a_small_alias_is_still_fine():
+    text = BASE.replace("tile: {size: 64}", "tile: &t {size: 64}").replace(
+        "amount: 0.3",
+        "amount: 0.3\n  - {id: again, type: restore, model: " + TEST_MODEL + ", tile: *t}",
+    )
+    assert parse_config(text, "x.yaml").stages[2].params.tile.size == 64
+
+
+def test_deep_nesting_is_a_one_line_error():
+    message = _error("version: 1\nx: " + "[" * 50000 + "]" * 50000 + "\n")
+    assert "nest" in message and len(message) < 200
+
+
+@pytest.mark.parametrize("value", ["5000", "1000000", str(10**30), "9" * 5000])
+def test_chunk_frames_is_bounded(value: str):
+    """Regression: 10**6 allocated 11.4 GiB for a 400-frame clip; 10**30 was internal."""
+    message = _error(BASE, (f"execution.chunk_frames={value}",))
+    assert "chunk_frames" in message and (
+        "less than or equal to 4096" in message or "digits" in message
+    )
+
+
+def test_a_long_set_value_is_not_echoed_whole():
+    """Regression: a 120 KB --set value was printed back whole."""
+    for value in ("x" * 120_000, "9" * 120_000):
+        message = _error(BASE, (f"execution.chunk_frames={value}",))
+        assert len(message) < 400, message[:500]
+
+
+def test_too_many_stages_fail_fast():
+    """Regression: 10,000 stages took over 30 s to validate."""
+    stages = "\n".join(f"  - {{id: s{i}, type: unsharp}}" for i in range(10_000))
+    start = time.monotonic()
+    assert "at most 1000" in _error(f"version: 1\nstages:\n{stages}\n")
+    assert time.monotonic() - start < 10
+
+
+def test_topological_order_is_linear():
+    """20,000 chained stages sort in well under a second (the old sort was quadratic:
+    minutes); ties stay in YAML order, level by level."""
+    from pipeline.config import StageConfig, _topological
+
+    chain = [
+        StageConfig.model_construct(
+            id=f"s{i}", type="unsharp", inputs=[f"s{i - 1}" if i else "source"]
+        )
+        for i in range(20_000)
+    ]
+    start = time.monotonic()
+    assert [s.id for s in _topological(chain[::-1])] == [s.id for s in chain]
+    assert time.monotonic() - start < 2
+    fan = [
+        StageConfig.model_construct(id=i, type="unsharp", inputs=inputs)
+        for i, inputs in [("m", ["a", "b"]), ("b", ["source"]), ("a", ["source"])]
+    ]
+    assert [s.id for s in _topological(fan)] == ["b", "a", "m"]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "stages.sharpen.sigma=1000000",
+        "stages.sharpen.radius=100000",
+        "stages.derain.tile.size=1000000",
+        "stages.derain.tile.batch=1000000",
+        "execution.max_inflight_chunks=10000000",
+        "execution.max_retries=1000000",
+    ],
+)
+def test_other_sizes_are_bounded(override: str):
+    assert override.split("=")[0].split(".")[-1] in _error(BASE, (override,))

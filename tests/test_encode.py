@@ -126,7 +126,7 @@ def test_libx265_is_quiet_unless_asked(tmp_path, capfd):
 def test_other_codecs_and_containers(tmp_path, codec, ext):
     src = make_clip(tmp_path / "src.mkv", frames=8, **TAGS_709)
     info, out = transcode(src, tmp_path / f"out{ext}", codec)
-    assert out.video.frame_count == 8 or len(planes_and_pts(out)[1]) == 8
+    assert len(planes_and_pts(out)[1]) == 8  # decoded, not what the header claims
     assert psnr(planes_and_pts(info)[0][0], planes_and_pts(out)[0][0], 255) > 28
 
 

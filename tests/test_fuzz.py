@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import errno
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -103,16 +104,43 @@ def run_bounded(src: Path, dst: Path) -> tuple[str, object]:
     return result[0] if result else ("hang", None)
 
 
-def check_output(dst: Path, frames_out: int) -> str | None:
-    """None if ``dst`` holds ``frames_out`` frames with increasing pts, else a complaint."""
+def decodable_times(src: Path) -> list[float]:
+    """Presentation times (s) of every frame a plain PyAV loop gets out of ``src``: damaged
+    packets skipped, reading stopped at the first read error (the reference)."""
+    times: list[float] = []
+    with av.open(str(src), metadata_errors="replace") as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"  # as the pipeline decodes: threading changes concealment
+        packets = c.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except (StopIteration, av.FFmpegError):
+                break
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            times += [float(f.time) if f.pts is not None else math.nan for f in frames]
+    return times
+
+
+def check_output(src: Path, dst: Path, summary) -> str | None:
+    """None if ``dst`` holds the frames of ``src`` that decode, at their times (relative to
+    the first; the muxer may shift all), with strictly increasing pts; else a complaint."""
     if not dst.is_file():
         return "no output after success"
-    with av.open(str(dst)) as c:
-        pts = [f.pts for f in c.decode(video=0)]
-    if len(pts) != frames_out:
-        return f"{len(pts)} frames in the file, summary says {frames_out}"
-    if any(b <= a for a, b in itertools.pairwise(pts)):
+    with av.open(str(dst), metadata_errors="replace") as c:
+        out = [float(f.time) for f in c.decode(video=0)]
+    reference = decodable_times(src)
+    if not (len(out) == summary.frames_out == summary.frames_in == len(reference)):
+        return f"{len(out)} frames written, summary {summary.frames_out}, input {len(reference)}"
+    if any(b <= a for a, b in itertools.pairwise(out)):
         return "pts not strictly increasing"
+    if summary.pts_repaired == 0 and out:
+        moved = [(o - out[0]) - (r - reference[0]) for o, r in zip(out, reference, strict=True)]
+        if max(map(abs, moved)) > 0.0015:
+            return f"frame times moved by up to {max(map(abs, moved)):.4f} s"
     return None
 
 
@@ -144,9 +172,11 @@ def test_mutated_clips_complete_or_fail_cleanly(seeds: dict[str, Path], tmp_path
                 continue
             leftovers = sorted(p.name for p in folder.iterdir() if p != src)
             if status == "ok":
-                problem = check_output(dst, value.frames_out)
+                problem = check_output(src, dst, value)
                 if problem:
                     bugs.append(f"{label}: {problem}")
+                if leftovers != ["out.mkv"]:
+                    bugs.append(f"{label}: succeeded but left {leftovers}")
                 damaged = value.frames_corrupt or value.packets_dropped
                 outcomes["ok, damage counted" if damaged else "ok"] += 1
             elif isinstance(value, PipelineError) and value.exit_code in (2, 3):
@@ -233,18 +263,39 @@ def test_unusable_inputs_are_input_errors(tmp_path: Path, make, match: str):
     assert not (tmp_path / "out.mkv").exists()
 
 
-def test_full_disk_is_an_output_error_and_leaves_nothing(seeds, tmp_path: Path, monkeypatch):
-    """ENOSPC as FFmpeg reports it (av.error.OSError) from the muxer, part-way through."""
+def enospc(*args: object) -> None:
+    """ENOSPC as FFmpeg reports it (``av.error.OSError``)."""
+    raise av.error.OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out.mkv")
+
+
+@pytest.mark.parametrize("where", ["mux", "trailer", "rename"])
+def test_full_disk_is_an_output_error_and_leaves_nothing(seeds, tmp_path, monkeypatch, where):
+    """The disk fills part-way through the packets, while writing the trailer (index,
+    cues), or when the finished file is moved into place: exit 2, nothing left."""
+    from pipeline import output_path
+
     calls = collections.Counter()
     real_mux = av.container.OutputContainer.mux
+    real_close = av.container.OutputContainer.close
 
     def mux(self, packets):
         calls["mux"] += 1
         if calls["mux"] > 3:
-            raise av.error.OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "out.mkv")
+            enospc()
         return real_mux(self, packets)
 
-    monkeypatch.setattr(av.container.OutputContainer, "mux", mux)
+    def close(self):
+        calls["close"] += 1
+        if calls["close"] == 1:  # the trailer; the cleanup's second close goes through
+            enospc()
+        return real_close(self)
+
+    if where == "mux":
+        monkeypatch.setattr(av.container.OutputContainer, "mux", mux)
+    elif where == "trailer":
+        monkeypatch.setattr(av.container.OutputContainer, "close", close)
+    else:
+        monkeypatch.setattr(output_path.os, "replace", enospc)
     with pytest.raises(OutputError, match="No space left") as info:
         passthrough().run(seeds["h264_aac.mp4"], tmp_path / "out.mkv")
     assert info.value.exit_code == 2

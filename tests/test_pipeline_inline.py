@@ -171,23 +171,42 @@ def test_progress_reaches_the_total(vfr_audio_clip: str, tmp_path: Path):
     assert events[-1].total == 20 and events[-1].eta_s == 0
 
 
-def test_frame_count_mismatch_is_an_error(vfr_audio_clip: str, tmp_path: Path, monkeypatch):
-    from pipeline import runner
+class FaultyExecutor:
+    """The real executor, with ``fault`` applied to the chunks it yields: the runner's
+    own guards (order, count, end of input) must notice."""
 
+    def __init__(self, inner, fault) -> None:
+        self.inner, self.fault = inner, fault
+        self.stats = inner.stats
+
+    def map(self, chunks):
+        return self.fault(self.inner.map(chunks))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def with_fault(monkeypatch: pytest.MonkeyPatch, fault) -> None:
+    real = Pipeline._executor
+    monkeypatch.setattr(
+        Pipeline, "_executor", lambda self, *a, **k: FaultyExecutor(real(self, *a, **k), fault)
+    )
+
+
+def test_frame_count_mismatch_is_an_error(vfr_audio_clip: str, tmp_path: Path, monkeypatch):
     def drop_last(chunks):
-        items = list(chunks)
+        items = list(chunks)  # the whole input is decoded, one chunk is never returned
         yield from items[:-1]
 
-    monkeypatch.setattr(runner, "_in_order", drop_last)
-    with pytest.raises(PipelineError, match="mismatch"):
+    with_fault(monkeypatch, drop_last)
+    with pytest.raises(PipelineError, match="mismatch: 20 in, 14 out"):
         pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "m.mp4")
-    assert not (tmp_path / "m.mp4").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_executor_stopping_early_is_an_error(vfr_audio_clip: str, tmp_path: Path, monkeypatch):
     """Regression: the Ray executor once ended after a retry with chunks still undecoded,
     and the frame count check passed because it compared against frames decoded so far."""
-    from pipeline import runner
 
     def first_two(chunks):
         for chunk in chunks:
@@ -195,10 +214,33 @@ def test_executor_stopping_early_is_an_error(vfr_audio_clip: str, tmp_path: Path
             if chunk.index == 1:
                 return
 
-    monkeypatch.setattr(runner, "_in_order", first_two)
+    with_fault(monkeypatch, first_two)
     with pytest.raises(PipelineError, match="before the input ended"):
         pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "e.mp4")
-    assert not (tmp_path / "e.mp4").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        (
+            lambda chunks: (c for pair in zip(chunks, chunks, strict=False) for c in pair[::-1]),
+            "chunk 1 arrived, expected 0",
+        ),
+        (
+            lambda chunks: (c for chunk in chunks for c in (chunk, chunk)),
+            "chunk 0 arrived, expected 1",
+        ),
+    ],
+    ids=["swapped", "duplicated"],
+)
+def test_chunks_out_of_order_are_an_error(
+    vfr_audio_clip: str, tmp_path: Path, monkeypatch, fault, expected: str
+):
+    with_fault(monkeypatch, fault)
+    with pytest.raises(PipelineError, match=expected):
+        pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "o.mp4")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_muxer_shifting_every_timestamp_is_reported(tmp_path: Path):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import warnings
+from pathlib import Path
 
 import av
 import numpy as np
@@ -200,7 +203,7 @@ def test_raw_stream_without_pts_gets_derived_pts(tmp_path):
     reader = iter_chunks(info, 8)
     pts = next(reader).pts
     assert len(pts) == 6 and pts == sorted(set(pts))
-    assert reader.stats.pts_derived == 6
+    assert reader.stats.pts_repaired == 6
 
 
 def test_probe_other_streams_rotation_chapters(tmp_path):
@@ -246,12 +249,43 @@ def test_directory(tmp_path):
         probe(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
-def test_unreadable_file(tmp_path):
-    path = make_clip(tmp_path / "locked.mp4")
-    os.chmod(path, 0)
-    with pytest.raises(InputError, match="not readable"):
-        probe(path)
+def _probe_error_as(uid: int, path: str) -> str:
+    """The ``InputError`` text of ``probe(path)`` in a forked child running as ``uid``
+    (root reads anything, so a root test gives root up to meet an unreadable file)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            try:
+                probe(path)
+                message = "no error"
+            except InputError as exc:
+                message = str(exc)
+            os.write(write_end, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return message
+
+
+def test_unreadable_file():
+    folder = tempfile.mkdtemp(prefix="unreadable-")  # /tmp: reachable for any user
+    try:
+        os.chmod(folder, 0o755)
+        path = make_clip(Path(folder) / "locked.mp4")
+        os.chmod(path, 0)
+        if os.geteuid() == 0:
+            assert "not readable" in _probe_error_as(65534, path)  # nobody
+        else:
+            with pytest.raises(InputError, match="not readable"):
+                probe(path)
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_text_file_named_mp4(tmp_path):
@@ -310,3 +344,24 @@ def test_decoder_skips_damaged_packets(tmp_path):
     _, planes, stats = all_frames(info)
     assert stats.frames_decoded == len(planes[0]) >= 20
     assert stats.packets_dropped >= 1 and not stats.clean
+
+
+def test_a_chunk_larger_than_the_clip_allocates_only_the_clip(tmp_path):
+    """Regression: chunk_frames=10**6 allocated 11.4 GiB up front for a 400-frame clip."""
+    info = quiet_probe(make_clip(tmp_path / "clip.mkv", frames=10))
+    (chunk,) = iter_chunks(info, 4096)
+    assert len(chunk) == 10 and chunk.planes[0].base.shape[0] == 10
+
+
+def test_a_header_that_undercounts_frames_still_gets_every_frame(tmp_path):
+    from dataclasses import replace
+
+    info = quiet_probe(make_clip(tmp_path / "clip.mkv", frames=10))
+    full = list(iter_chunks(info, 8))
+    low = replace(info, video=replace(info.video, frame_count=3))
+    chunks = list(iter_chunks(low, 8))
+    assert [len(c) for c in chunks] == [8, 2]
+    for a, b in zip(chunks, full, strict=True):
+        assert a.pts == b.pts and all(
+            np.array_equal(x, y) for x, y in zip(a.planes, b.planes, strict=True)
+        )

@@ -73,6 +73,39 @@ def test_sigkilled_job_leaves_no_ray_processes_or_folder(tmp_path: Path):
     assert not [p for p in ray_pids if alive(p)]
 
 
+@pytest.mark.ray
+def test_sigterm_cleans_up_ray_and_the_output_and_keeps_the_work(tmp_path: Path):
+    """Ray's own SIGTERM handler (exit 1 at once) does not replace the CLI's: the job
+    exits 143, its Ray instance and the output's temporary file are gone, and the finished
+    segments are kept for the resume the CLI prints."""
+    clip = make_clip(tmp_path / "in.mp4", width=160, height=96, frames=300)
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    cmd = [sys.executable, "run_pipeline.py", "run", "-c", str(config), "-i", clip,
+           "-o", str(tmp_path / "out.mp4"), "--progress", "json"]  # fmt: skip
+    job = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in job.stderr:
+            if line.startswith("{") and json.loads(line).get("event") == "progress":
+                break
+        folder = owned_folder(job.pid)
+        assert folder is not None
+        ray_pids = processes_using(folder)
+        job.send_signal(signal.SIGTERM)
+        err = job.stderr.read()
+        assert job.wait(60) == 143, err[-2000:]
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert "terminated" in err and "resume with:" in err
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(p) for p in ray_pids):
+        time.sleep(0.2)
+    assert not folder.exists()
+    assert not [p for p in ray_pids if alive(p)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mp4.work", "c.yaml", "in.mp4"]
+
+
 def alive(pid: int) -> bool:
     try:  # a zombie has exited; only its parent's bookkeeping is left
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"

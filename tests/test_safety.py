@@ -62,9 +62,35 @@ def test_pickled_code_in_a_checkpoint_is_refused_without_running(tmp_path: Path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("address", [None, "ray://head.example:10001"])
-def test_ray_connects_only_where_told(monkeypatch, address):
-    """No address: a private local instance ("local" ignores RAY_ADDRESS), never 'auto'."""
+def test_without_an_address_ray_starts_a_private_instance_despite_ray_address(tmp_path: Path):
+    """RAY_ADDRESS names a cluster that is not there: a run with no address must not try
+    it (it would hang, then fail) but start and use its own local instance. Real Ray, in
+    a child process so the test session's Ray instance cannot stand in for it."""
+    import subprocess
+    import sys
+
+    from tests.media_factory import make_clip
+
+    src = make_clip(tmp_path / "in.mkv", frames=4)
+    config = tmp_path / "ray.yaml"
+    config.write_text(
+        "version: 1\nstages: [{id: s, type: unsharp}]\n"
+        "execution: {executor: ray, num_workers: 1, device: cpu}\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(repo / "run_pipeline.py"), "run", "-c", str(config),
+         "-i", src, "-o", str(tmp_path / "out.mkv")],
+        capture_output=True, text=True, timeout=300, cwd=repo,
+        env={**os.environ, "RAY_ADDRESS": "127.0.0.1:1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "4 frames" in result.stderr and "1 worker(s)" in result.stderr
+
+
+def test_an_address_is_used_as_given(monkeypatch):
+    """The configured address reaches ``ray.init`` unchanged (a real connection attempt to
+    an absent cluster takes 30 s or more, so the call is stopped there)."""
     import ray
 
     calls: list[dict] = []
@@ -75,9 +101,60 @@ def test_ray_connects_only_where_told(monkeypatch, address):
 
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", fake_init)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     fmt = VideoFormat(64, 48, "yuv420p", ColorInfo())
     graph = StageGraph.from_config(parse_config(PASSTHROUGH, "x.yaml"))
     with pytest.raises(ConfigError, match="cannot join Ray cluster"):
-        executors.RayExecutor(graph, fmt, address=address)
-    assert [c["address"] for c in calls] == [address or "local"]
+        executors.RayExecutor(graph, fmt, address="ray://head.example:10001")
+    assert [c["address"] for c in calls] == ["ray://head.example:10001"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"flags": "+pass1", "stats": "VICTIM"},  # the reproduced attack: libx264 wrote VICTIM
+        {"stats": "VICTIM"},
+        {"passlogfile": "VICTIM"},
+        {"x264opts": "stats=VICTIM"},
+        {"x264-params": "aq-mode=3:stats=VICTIM"},
+        {"x264-params": "qpfile=VICTIM"},
+        {"x265-params": "csv=VICTIM"},
+        {"x265-params": "analysis-save=VICTIM"},
+        {"x265-params": "film-grain=VICTIM"},
+        {"svtav1-params": "fgs-table=VICTIM"},
+    ],
+    ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
+)
+def test_encoder_options_that_touch_files_are_refused(tmp_path: Path, options: dict):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    shown = ", ".join(f"{k}: '{v.replace('VICTIM', str(victim))}'" for k, v in options.items())
+    with pytest.raises(ConfigError, match="not allowed"):
+        parse_config(PASSTHROUGH + f"output: {{options: {{{shown}}}}}\n", "evil.yaml")
+    assert victim.read_text() == "precious"
+
+
+def test_tuning_options_still_pass():
+    text = PASSTHROUGH + (
+        "output: {options: {g: 48, bf: 2, tune: film, profile: high, "
+        "x264-params: 'aq-mode=3:psy-rd=1.0,0.1', x265-params: 'log-level=error'}}\n"
+    )
+    assert parse_config(text, "ok.yaml").output.options["g"] == "48"
+
+
+@pytest.mark.parametrize("muxer", ["tee", "segment", "hls", "image2", "dash"])
+def test_containers_that_write_other_files_are_refused(muxer: str):
+    with pytest.raises(ConfigError, match="not allowed"):
+        parse_config(PASSTHROUGH + f"output: {{format: {muxer}}}\n", "evil.yaml")
+
+
+@pytest.mark.parametrize("name", ["out.m3u8", "out%03d.png"])
+def test_an_output_name_that_picks_a_multi_file_muxer_is_refused(tmp_path: Path, name: str):
+    from pipeline.errors import OutputError
+    from pipeline.runner import Pipeline
+    from tests.media_factory import make_clip
+
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    with pytest.raises(OutputError, match="not allowed"):
+        Pipeline(parse_config(PASSTHROUGH, "x.yaml")).run(src, tmp_path / name)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]

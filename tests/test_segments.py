@@ -4,6 +4,10 @@ the work directory, resume and the resumable exit."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,8 +22,9 @@ from pipeline.probe import probe
 from pipeline.runner import Pipeline
 from pipeline.segments import index_packets, plan_segments
 from pipeline.window import Crop, Window
-from pipeline.workdir import MANIFEST, default_work_dir
+from pipeline.workdir import LOCK, MANIFEST, WorkDir, default_work_dir
 from tests.media_factory import make_clip
+from tests.test_output_path import dead_pid, owned_by
 
 #: x264 with B-frames, open GOPs and short GOPs: leading pictures at every boundary.
 OPEN_GOP = {"g": "7", "bf": "3", "x264-params": "open-gop=1:keyint=7:min-keyint=3"}
@@ -108,7 +113,7 @@ def test_failed_job_exits_4_and_the_same_call_resumes(ray_cluster, clip, referen
         "after_frames: 8}\n"
     )  # fmt: skip
     overrides = ["execution.num_workers=1", "execution.max_retries=0",
-                 "execution.chunk_timeout_s=1"]  # fmt: skip
+                 "execution.chunk_timeout_s=5"]  # fmt: skip
     out, work = tmp_path / "out.mkv", tmp_path / "work"
     pipe = Pipeline(parse_config(text, "g.yaml", overrides))
     with pytest.raises(ResumableError, match="segment 1 failed") as info:
@@ -139,9 +144,12 @@ def test_stale_work_is_refused_and_restart_discards_it(ray_cluster, clip, tmp_pa
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("how, code", [("ctrl-c", 130), ("sigterm", 143)])
 def test_ctrl_c_keeps_finished_segments_and_the_same_command_resumes(
-    ray_cluster, clip, reference, tmp_path, monkeypatch, capfd
+    ray_cluster, clip, reference, tmp_path, monkeypatch, capfd, how, code
 ):
+    """Segment mode writes the output like chunk mode does (a run-owned temporary name,
+    published only when whole); Ctrl-C or SIGTERM removes that file and keeps the work."""
     import run_pipeline
     from pipeline.progress import JsonLinesReporter
 
@@ -149,21 +157,59 @@ def test_ctrl_c_keeps_finished_segments_and_the_same_command_resumes(
     config.write_text(GRAPH)
     out = tmp_path / "out.mkv"
     argv = ["run", "-c", str(config), "-i", clip, "-o", str(out), "--progress", "json"]
+    during: list[str] = []
 
-    def interrupt(self, progress):
-        raise KeyboardInterrupt  # Ctrl-C right after the first segment was kept
+    def interrupt(self, progress):  # right after the first segment was kept
+        during.extend(p.name for p in tmp_path.iterdir())
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
         m.setattr(JsonLinesReporter, "__call__", interrupt)
-        assert run_pipeline.main(argv) == 130
+        assert run_pipeline.main(argv) == code
     err = capfd.readouterr().err
     assert "resume with:" in err and not out.exists()
+    temp = rf"\.out\.[0-9a-f]{{8}}-{os.getpid()}-[0-9a-f]{{8}}\.partial\.mkv"
+    assert [n for n in during if re.fullmatch(temp, n)], during
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mkv.work", "g.yaml"]
     assert run_pipeline.main(argv) == 0
     assert "resumed: reused 1 of" in capfd.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.yaml", "out.mkv"]
     pts, frames = decoded(out)
     assert pts == reference[0]
     for a, b in zip(frames, reference[1], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_killed_runs_half_written_work_files_are_swept_on_resume(clip: str, tmp_path):
+    """Work files are written through run-owned temporary names: what a SIGKILL left
+    half written goes when the work is resumed; a live run's file stays."""
+    ids = {"fingerprint": "f", "config_hash": "c",
+           "spans": plan_segments(index_packets(probe(clip)), 0.3)}  # fmt: skip
+    WorkDir.open(tmp_path, **ids).close()
+    stale = tmp_path / owned_by(dead_pid(), ".write-", ".tmp")
+    stale.write_bytes(b"half a segment")
+    with subprocess.Popen(["sleep", "60"]) as live_owner:
+        live = tmp_path / owned_by(live_owner.pid, ".write-", ".tmp")
+        live.write_bytes(b"being written")
+        WorkDir.open(tmp_path, **ids).close()
+        live_owner.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([LOCK, MANIFEST, live.name])
+
+
+def test_one_work_directory_serves_one_run_at_a_time(clip: str, tmp_path):
+    """Two runs to one output share its default work directory; the second is refused
+    while the first holds it (it would remove the first one's segments on success)."""
+    ids = {"fingerprint": "f", "config_hash": "c",
+           "spans": plan_segments(index_packets(probe(clip)), 0.3)}  # fmt: skip
+    first = WorkDir.open(tmp_path, **ids)
+    with pytest.raises(ConfigError, match="in use by another run"):
+        WorkDir.open(tmp_path, **ids, restart=True)
+    assert (tmp_path / MANIFEST).exists(), "the refused run discarded nothing"
+    first.close()
+    WorkDir.open(tmp_path, **ids, restart=True).remove()
+    assert not tmp_path.exists()
 
 
 def test_plan_shows_the_segment_cut(clip: str):

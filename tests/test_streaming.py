@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -86,3 +87,69 @@ def test_spooled_input_is_removed_after_use():
 def test_empty_stdin_is_an_input_error():
     with pytest.raises(InputError, match="empty"), spooled_input("-", io.BytesIO(b"")):
         pass
+
+
+def run_with_deadline(target, seconds: float = 60.0) -> list:
+    """Run ``target`` in a daemon thread; its result, or [] if it was still running."""
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return result
+
+
+def test_a_fifo_input_is_spooled_not_reopened(tmp_path: Path):
+    """Regression: ``-i some.fifo`` hung forever (the input is opened three times)."""
+    from pipeline.config import load_config
+    from pipeline.runner import Pipeline
+
+    src = make_clip(tmp_path / "in.mkv", frames=10, audio=True)
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:
+            f.write(Path(src).read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    pipe = Pipeline(load_config(PASSTHROUGH))
+    done = run_with_deadline(lambda: pipe.run(fifo, tmp_path / "out.mkv").frames_out)
+    assert done == [10], "the run hung on the FIFO"
+    assert frame_times(tmp_path / "out.mkv") == frame_times(src)
+
+
+def test_dev_stdin_as_input_is_spooled(tmp_path: Path):
+    src = make_clip(tmp_path / "in.mkv", frames=6)
+    out = tmp_path / "out.mkv"
+    result = subprocess.run(  # input= goes through a pipe: /dev/stdin is not seekable
+        [sys.executable, str(REPO / "run_pipeline.py"), "run", "-c", PASSTHROUGH,
+         "-i", "/dev/stdin", "-o", str(out)],
+        input=Path(src).read_bytes(), capture_output=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    assert frame_times(out) == frame_times(src)
+
+
+def test_a_spool_left_by_a_killed_run_is_removed(tmp_path: Path, monkeypatch):
+    """SIGKILL during ``-i -`` cannot clean up; the next spool removes what it left (and
+    leaves a live run's spool alone)."""
+    import tempfile
+
+    from pipeline.streaming import SPOOL_PREFIX
+    from pipeline.tempfiles import owned_name
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / owned_name(SPOOL_PREFIX).replace(f"-{os.getpid()}-", f"-{dead.pid}-")
+    stale.mkdir()
+    (stale / "input").write_bytes(b"x" * 1000)
+    with subprocess.Popen(["sleep", "60"]) as live_owner:
+        live = tmp_path / owned_name(SPOOL_PREFIX).replace(
+            f"-{os.getpid()}-", f"-{live_owner.pid}-"
+        )
+        live.mkdir()
+        with spooled_input("-", io.BytesIO(b"some bytes")) as path:
+            assert Path(path).read_bytes() == b"some bytes"
+        live_owner.kill()
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]

@@ -88,6 +88,7 @@ def test_trim_is_frame_exact_and_keeps_streams_in_sync(tmp_path: Path) -> None:
     window = Window.from_ffmpeg("0.125", t="1.5")  # 3/24 s: frame 3 exactly
     summary = Pipeline.from_yaml(PASSTHROUGH).run(src, dst, window=window)
     assert summary.frames_in == summary.frames_out == 36  # frames 3..38
+    assert summary.frames_missing == 0  # a span is not a truncated file
 
     source, source_times = _decode(src)
     frames, times = _decode(dst)

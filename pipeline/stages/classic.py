@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
+from pipeline.frames import MAX_DIMENSION
 from pipeline.stages import register_stage
 from pipeline.stages.base import Stage, StageParams
 from pipeline.tiling import reflect_pad
@@ -29,9 +30,9 @@ def _even(value: float) -> int:
 class ResizeParams(StageParams):
     """Either ``scale``, or ``width`` and/or ``height`` (a missing one keeps the aspect)."""
 
-    width: int | None = Field(None, ge=1)
-    height: int | None = Field(None, ge=1)
-    scale: float | None = Field(None, gt=0)
+    width: int | None = Field(None, ge=1, le=MAX_DIMENSION)
+    height: int | None = Field(None, ge=1, le=MAX_DIMENSION)
+    scale: float | None = Field(None, gt=0, le=16)
     interpolation: Literal["bicubic", "bilinear", "area", "lanczos"] = "bicubic"
 
     @model_validator(mode="after")
@@ -87,8 +88,8 @@ class ResizeStage(Stage):
 
 class UnsharpParams(StageParams):
     amount: float = Field(0.5, ge=0)  # fraction of the detail layer added back
-    sigma: float = Field(1.0, gt=0)  # Gaussian blur sigma in pixels
-    radius: int | None = Field(None, ge=1)  # kernel half-width; None: ceil(3 * sigma)
+    sigma: float = Field(1.0, gt=0, le=64)  # Gaussian blur sigma in pixels
+    radius: int | None = Field(None, ge=1, le=256)  # kernel half-width; None: ceil(3 * sigma)
     threshold: float = Field(0.0, ge=0, le=1)  # leave detail below this alone (noise)
 
 

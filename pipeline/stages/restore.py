@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 import models
 from models.fast_path import pick_fast_path
+from pipeline.errors import ConfigError
+from pipeline.frames import MAX_DIMENSION
 from pipeline.stages import register_stage
 from pipeline.stages.base import ParamError, Stage, StageParams
 from pipeline.tiling import TileGrid, estimate_tile_memory, plan_tiles, run_tiled
@@ -22,9 +24,28 @@ _CARD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(models.ModelCard
 class TileParams(StageParams):
     """How frames are cut for the network: ``size: 0`` runs whole frames."""
 
-    size: int = Field(512, ge=0)
-    overlap: int | None = Field(None, ge=0)  # None: the model card's tile_overlap
-    batch: int = Field(4, ge=1)  # tiles per forward call
+    size: int = Field(512, ge=0, le=MAX_DIMENSION)
+    overlap: int | None = Field(
+        None, ge=0, le=MAX_DIMENSION // 2
+    )  # None: the model card's tile_overlap
+    batch: int = Field(4, ge=1, le=256)  # tiles per forward call
+
+
+def _check_shipped(name: str) -> None:
+    """A registered model whose card names weights must have them in the repository."""
+    card = models.get_card(name)
+    if card.weights and not card.weights_available:
+        hint = "pick another model or give a checkpoint file path"
+        if card.arch.startswith("mirnet"):
+            hint = (
+                "convert the authors' published checkpoint with `python -m "
+                f"models.checkpoint FILE.pth --arch {card.arch} --out "
+                f"models/weights/{card.weights}`"
+            )
+        raise ParamError(
+            ("model",),
+            f"model {name!r} has no shipped weights yet ({card.weights} is missing); " + hint,
+        )
 
 
 def _geometry(model: str) -> tuple[int, int, int]:
@@ -36,34 +57,43 @@ def _geometry(model: str) -> tuple[int, int, int]:
 
 
 class RestoreParams(StageParams):
-    model: str  # registry name or checkpoint file path
+    model: str  # registry name or checkpoint file path (``~`` expanded)
+    arch: str | None = None  # for a checkpoint file: its architecture (preset or model name)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     tile: TileParams = Field(default_factory=TileParams)
 
-    @field_validator("model")
-    @classmethod
-    def _model_exists(cls, value: str) -> str:
-        if models.is_registered(value):
-            card = models.get_card(value)
-            if card.weights and not card.weights_available:
-                hint = "pick another model or give a checkpoint file path"
-                if card.arch.startswith("mirnet"):
-                    hint = (
-                        "convert the authors' published checkpoint with `python -m "
-                        f"models.checkpoint FILE.pth --arch {card.arch} --out "
-                        f"models/weights/{card.weights}`"
-                    )
-                raise ValueError(
-                    f"model {value!r} has no shipped weights yet ({card.weights} is missing); "
-                    + hint
-                )
-            return value
-        if Path(value).expanduser().is_file():
-            return value
-        names = [c.name for c in models.list_models()]
-        close = difflib.get_close_matches(value, names, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names) or 'none'}"
-        raise ValueError(f"unknown model {value!r}: not registered, not a file ({hint})")
+    @model_validator(mode="after")
+    def _model_runs(self) -> RestoreParams:
+        """The model must be one ``run`` can build: shipped weights for a registry name; a
+        readable checkpoint file with a known architecture for a path."""
+        if models.is_registered(self.model):
+            if self.arch is not None:
+                raise ParamError(("arch",), "only for a checkpoint file; the card names it")
+            _check_shipped(self.model)
+            return self
+        path = Path(self.model).expanduser()
+        if not path.is_file():
+            names = [c.name for c in models.list_models()]
+            close = difflib.get_close_matches(self.model, names, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names)}"
+            raise ParamError(
+                ("model",), f"unknown model {self.model!r}: not registered, not a file ({hint})"
+            )
+        self.model = str(path)  # the worker sees the same file, whatever its HOME
+        try:
+            arch = self.arch or models.checkpoint_arch(path)
+        except models.CheckpointError as exc:
+            raise ParamError(("model",), str(exc)) from None
+        if arch is None:
+            raise ParamError(
+                ("arch",),
+                f"{path.name} does not name its architecture; give arch: (a preset "
+                f"such as {', '.join(sorted(models.PRESETS)[:3])}, or a model name)",
+            )
+        if arch not in models.PRESETS and not models.is_registered(arch):
+            presets = ", ".join(sorted(models.PRESETS))
+            raise ParamError(("arch",), f"unknown architecture {arch!r}; presets: {presets}")
+        return self
 
     @model_validator(mode="after")
     def _card_defaults(self) -> RestoreParams:
@@ -107,8 +137,11 @@ class RestoreStage(Stage):
         if self._card is not None and not models.is_registered(self._card.name):
             models.register_model(self._card)
         self._path = pick_fast_path(device, self.params.precision)
-        net = models.create_model(self.params.model, pretrained=True).eval()
-        self._net, self._device = self._path.prepare(net), device
+        try:
+            net = models.create_model(self.params.model, pretrained=True, arch=self.params.arch)
+        except (models.CheckpointError, FileNotFoundError) as exc:  # changed since validation
+            raise ConfigError(f"stage {self.params.model}: {exc}") from None
+        self._net, self._device = self._path.prepare(net.eval()), device
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         return height * self.scale, width * self.scale

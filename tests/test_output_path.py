@@ -1,0 +1,183 @@
+"""Nothing lost, nothing clobbered: what the output may replace, and what a run leaves.
+
+Each test reproduces a way the output once destroyed an input, published a corrupt file,
+replaced a FIFO or device, or left its temporary file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import threading
+from pathlib import Path
+
+import av
+import pytest
+
+from pipeline import runner
+from pipeline.config import parse_config
+from pipeline.errors import OutputError
+from pipeline.runner import Pipeline
+from pipeline.tempfiles import owned_name
+from tests.media_factory import make_clip
+
+PASSTHROUGH = """
+version: 1
+stages: []
+output: {codec: libx264, crf: 20, preset: ultrafast}
+execution: {executor: inline, chunk_frames: 5}
+"""
+
+
+def passthrough() -> Pipeline:
+    return Pipeline(parse_config(PASSTHROUGH, "test.yaml"))
+
+
+def frame_pts(path: str | Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just ended (what a SIGKILLed run leaves behind)."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def owned_by(pid: int, prefix: str, suffix: str) -> str:
+    """A temporary name as run ``pid`` on this host would make it."""
+    return owned_name(prefix, suffix).replace(f"-{os.getpid()}-", f"-{pid}-", 1)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("output_path")
+    return Path(make_clip(folder / "in.mkv", frames=40, matrix="bt709"))
+
+
+def no_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if the run gets as far as reading the input."""
+
+    def probe(path):
+        raise AssertionError(f"{path} was probed: the output should have been refused first")
+
+    monkeypatch.setattr(runner, "probe", probe)
+
+
+@pytest.mark.parametrize("kind", ["old-style", "dead-owner"])
+def test_an_input_named_like_a_temporary_file_is_never_touched(clip, tmp_path, kind):
+    """Regression: ``-i D/.out.partial.mkv -o D/out.mkv`` overwrote the input while reading
+    it; an input named like a killed run's temporary file must not be swept either."""
+    name = (
+        ".out.partial.mkv" if kind == "old-style" else owned_by(dead_pid(), ".out.", ".partial.mkv")
+    )
+    src = tmp_path / name
+    src.write_bytes(clip.read_bytes())
+    summary = passthrough().run(src, tmp_path / "out.mkv")
+    assert src.read_bytes() == clip.read_bytes()
+    assert summary.frames_out == 40 and frame_pts(tmp_path / "out.mkv") == frame_pts(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "out.mkv"])
+
+
+def test_concurrent_runs_to_one_output_publish_one_whole_file(clip, tmp_path):
+    """Regression: two ``-y`` runs to one output shared a temporary file; the first to
+    finish published a file that stopped decoding part-way."""
+    dst = tmp_path / "out.mkv"
+    outcomes: list[object] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(passthrough().run(clip, dst, overwrite=True).frames_out)
+        except Exception as exc:  # reported by the assertion below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert outcomes == [40, 40]
+    assert frame_pts(dst) == frame_pts(clip)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]
+
+
+def test_an_output_that_is_a_directory_is_refused_before_any_work(clip, tmp_path, monkeypatch):
+    """Regression: ``-o existing_dir -y`` encoded everything, failed at the rename and
+    left the temporary file."""
+    (tmp_path / "out.mp4").mkdir()
+    no_probe(monkeypatch)
+    with pytest.raises(OutputError, match="is a directory") as info:
+        passthrough().run(clip, tmp_path / "out.mp4", overwrite=True)
+    assert info.value.exit_code == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert list((tmp_path / "out.mp4").iterdir()) == []
+
+
+def test_a_failed_rename_leaves_no_temporary_file(clip, tmp_path, monkeypatch):
+    from pipeline import output_path
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", dst)
+
+    monkeypatch.setattr(output_path.os, "replace", refuse)
+    with pytest.raises(OutputError, match="cannot move output into place"):
+        passthrough().run(clip, tmp_path / "out.mkv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_output_folder_fails_before_decoding(clip, monkeypatch):
+    """Regression: the folder was found unwritable only when the first chunk was muxed.
+    sysfs refuses new files even to root, so this holds however the tests run."""
+    with pytest.raises(OSError):
+        open("/sys/restore-probe.mkv", "wb")  # noqa: SIM115  (the precondition itself)
+    no_probe(monkeypatch)
+    with pytest.raises(OutputError, match="cannot write in /sys"):
+        passthrough().run(clip, "/sys/out.mkv")
+
+
+def test_a_killed_runs_temporary_file_is_removed_by_the_next_run(clip, tmp_path):
+    """What SIGKILL leaves (a temporary file whose owner is gone) goes on the next run to
+    the same output; a live run's temporary file stays."""
+    stale = tmp_path / owned_by(dead_pid(), ".out.", ".partial.mkv")
+    stale.write_bytes(b"half a file")
+    with subprocess.Popen(["sleep", "60"]) as live_owner:
+        live = tmp_path / owned_by(live_owner.pid, ".out.", ".partial.mkv")
+        live.write_bytes(b"being written")
+        passthrough().run(clip, tmp_path / "out.mkv")
+        live_owner.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.mkv", live.name])
+
+
+def test_a_fifo_output_is_written_as_a_stream_not_replaced(clip, tmp_path):
+    """Regression: ``-y`` replaced a FIFO with a regular file (its reader got nothing)."""
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    received = bytearray()
+
+    def read() -> None:
+        with open(fifo, "rb") as f:
+            received.extend(f.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    with pytest.raises(OutputError, match="exists"):
+        passthrough().run(clip, fifo)
+    summary = passthrough().run(clip, fifo, overwrite=True)
+    reader.join(30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    (tmp_path / "got.mkv").write_bytes(bytes(received))
+    assert summary.frames_out == 40 and len(frame_pts(tmp_path / "got.mkv")) == 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["got.mkv", "out.fifo"]
+
+
+def test_a_link_to_a_device_is_written_through_not_replaced(clip, tmp_path):
+    """Regression: ``-y`` replaced a symlink to ``/proc/self/fd/2`` with a regular file."""
+    link = tmp_path / "out.mkv"
+    link.symlink_to("/dev/null")
+    summary = passthrough().run(clip, link, overwrite=True)
+    assert summary.frames_out == 40
+    assert link.is_symlink() and os.readlink(link) == "/dev/null"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]
