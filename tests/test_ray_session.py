@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -84,16 +85,28 @@ def test_sigterm_cleans_up_ray_and_the_output_and_keeps_the_work(tmp_path: Path)
     cmd = [sys.executable, "run_pipeline.py", "run", "-c", str(config), "-i", clip,
            "-o", str(tmp_path / "out.mp4"), "--progress", "json"]  # fmt: skip
     job = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    try:
+    lines: list[str] = []
+    flowing = threading.Event()
+
+    def read_stderr() -> None:
+        # in a thread: a child that inherited the pipe must not block the test on EOF
         for line in job.stderr:
+            lines.append(line)
             if line.startswith("{") and json.loads(line).get("event") == "progress":
-                break
+                flowing.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert flowing.wait(120), "".join(lines)[-2000:]
         folder = owned_folder(job.pid)
         assert folder is not None
         ray_pids = processes_using(folder)
         job.send_signal(signal.SIGTERM)
-        err = job.stderr.read()
-        assert job.wait(60) == 143, err[-2000:]
+        code = job.wait(120)
+        reader.join(10)
+        err = "".join(lines)
+        assert code == 143, err[-2000:]
     finally:
         if job.poll() is None:
             job.kill()
