@@ -23,8 +23,11 @@ version: 1
 stages:
   - {id: sharpen, type: unsharp}
 output: {codec: libx264, preset: ultrafast}
-execution: {executor: ray, chunk_frames: 2, device: cpu, num_workers: 1}
+execution: {executor: ray, chunk_frames: 2, device: cpu, num_workers: 1, segment_seconds: 1}
 """
+# 1 s segments of a 12.5 s clip: the first progress event comes after the first of 13
+# segments, so a signal sent then always lands mid-job (with 10 s segments a quiet
+# machine finished the last 60 frames before the signal arrived).
 
 
 def owned_folder(pid: int) -> Path | None:
