@@ -273,3 +273,10 @@ def make_truncated(src: str | os.PathLike, dst: str | os.PathLike, fraction: flo
     data = Path(src).read_bytes()
     Path(dst).write_bytes(data[: max(1, int(len(data) * fraction))])
     return os.fspath(dst)
+
+
+def decoded(path: str | Path) -> tuple[list[int], list[np.ndarray]]:
+    """Every video frame of a file: its pts and its planes as PyAV gives them."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    return [f.pts for f in frames], [f.to_ndarray() for f in frames]

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -17,21 +16,8 @@ from pipeline.batch import RESULTS_NAME, Batch, expand_inputs, is_batch, plan_ou
 from pipeline.config import parse_config
 from pipeline.errors import ConfigError, InputError
 from pipeline.runner import Pipeline
-from tests.media_factory import make_clip
-
-GRAPH = """
-version: 1
-stages:
-  - {id: smooth, type: restore, model: test-tiny, tile: {size: 32, overlap: 8}}
-output: {codec: ffv1}
-execution: {executor: ray, chunk_frames: 4, num_workers: 2, device: cpu, segment_seconds: 0.3}
-"""
-
-
-def decoded(path: Path) -> tuple[list[int], list[np.ndarray]]:
-    with av.open(str(path)) as c:
-        frames = list(c.decode(video=0))
-    return [f.pts for f in frames], [f.to_ndarray() for f in frames]
+from tests.media_factory import decoded, make_clip
+from tests.test_segments import GRAPH
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -15,7 +14,7 @@ from pipeline.errors import WorkerError
 from pipeline.executors import RayExecutor
 from pipeline.graph import StageGraph
 from pipeline.runner import Pipeline
-from tests.media_factory import make_clip
+from tests.media_factory import decoded, make_clip
 
 pytestmark = pytest.mark.ray
 
@@ -57,12 +56,6 @@ def assert_same_video(got: Path, want: tuple[list[int], list[np.ndarray]]) -> No
     assert pts == want[0]
     for a, b in zip(frames, want[1], strict=True):
         np.testing.assert_array_equal(a, b)
-
-
-def decoded(path: Path) -> tuple[list[int], list[np.ndarray]]:
-    with av.open(str(path)) as c:
-        frames = list(c.decode(video=0))
-    return [f.pts for f in frames], [f.to_ndarray() for f in frames]
 
 
 @pytest.fixture(scope="module")

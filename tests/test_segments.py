@@ -23,7 +23,7 @@ from pipeline.runner import Pipeline
 from pipeline.segments import index_packets, plan_segments
 from pipeline.window import Crop, Window
 from pipeline.workdir import LOCK, MANIFEST, WorkDir, default_work_dir
-from tests.media_factory import make_clip
+from tests.media_factory import decoded, make_clip
 from tests.test_output_path import dead_pid, owned_by
 
 #: x264 with B-frames, open GOPs and short GOPs: leading pictures at every boundary.
@@ -36,12 +36,6 @@ stages:
 output: {codec: ffv1}
 execution: {executor: ray, chunk_frames: 4, num_workers: 2, device: cpu, segment_seconds: 0.3}
 """
-
-
-def decoded(path: Path) -> tuple[list[int], list[np.ndarray]]:
-    with av.open(str(path)) as c:
-        frames = list(c.decode(video=0))
-    return [f.pts for f in frames], [f.to_ndarray() for f in frames]
 
 
 @pytest.fixture(scope="module")
