@@ -40,6 +40,16 @@ def owned_folder(pid: int) -> Path | None:
     return None
 
 
+def start_job(tmp_path: Path) -> subprocess.Popen:
+    """The CLI restoring a 300-frame clip on its own Ray instance, JSON progress on stderr."""
+    clip = make_clip(tmp_path / "in.mp4", width=160, height=96, frames=300)
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    cmd = [sys.executable, "run_pipeline.py", "run", "-c", str(config), "-i", clip,
+           "-o", str(tmp_path / "out.mp4"), "--progress", "json"]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+
 def test_stale_folder_of_a_dead_job_is_removed(tmp_path: Path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
@@ -53,12 +63,7 @@ def test_stale_folder_of_a_dead_job_is_removed(tmp_path: Path):
 
 @pytest.mark.ray
 def test_sigkilled_job_leaves_no_ray_processes_or_folder(tmp_path: Path):
-    clip = make_clip(tmp_path / "in.mp4", width=160, height=96, frames=300)
-    config = tmp_path / "c.yaml"
-    config.write_text(CONFIG)
-    cmd = [sys.executable, "run_pipeline.py", "run", "-c", str(config), "-i", clip,
-           "-o", str(tmp_path / "out.mp4"), "--progress", "json"]  # fmt: skip
-    job = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    job = start_job(tmp_path)
     try:
         for line in job.stderr:  # wait until frames flow through the workers
             if line.startswith("{") and json.loads(line).get("event") == "progress":
@@ -82,12 +87,7 @@ def test_sigterm_cleans_up_ray_and_the_output_and_keeps_the_work(tmp_path: Path)
     """Ray's own SIGTERM handler (exit 1 at once) does not replace the CLI's: the job
     exits 143, its Ray instance and the output's temporary file are gone, and the finished
     segments are kept for the resume the CLI prints."""
-    clip = make_clip(tmp_path / "in.mp4", width=160, height=96, frames=300)
-    config = tmp_path / "c.yaml"
-    config.write_text(CONFIG)
-    cmd = [sys.executable, "run_pipeline.py", "run", "-c", str(config), "-i", clip,
-           "-o", str(tmp_path / "out.mp4"), "--progress", "json"]  # fmt: skip
-    job = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    job = start_job(tmp_path)
     lines: list[str] = []
     flowing = threading.Event()
 
