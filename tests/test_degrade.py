@@ -76,6 +76,20 @@ def test_rain_only_adds_light_without_haze() -> None:
     assert (rainy - clean).abs().max() > 0.1  # visible streaks
 
 
+def test_rain_composites_as_light_or_as_published_sets() -> None:
+    clean = _image()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    screen = D.add_rain(clean, gen(), haze_prob=0, additive_prob=0)
+    added = D.add_rain(clean, gen(), haze_prob=0, additive_prob=1)
+    streaks = added - clean
+    assert (streaks > 0.05).any()
+    # O = clip(B + S): where nothing saturates, the streak layer is the same on every
+    # background; a screen blend in linear light lifts dark pixels less than that
+    hit = (streaks > 0.05) & (added < 0.99)
+    assert ((screen - clean)[hit] <= streaks[hit] + 1e-5).all()
+    assert ((screen - clean)[hit] < streaks[hit] - 1e-3).any()
+
+
 def test_streak_kernel_orientation() -> None:
     vertical = D.streak_kernel(9, 1.0, 0.0, 11)
     assert vertical[:, 5].sum() > 5 * vertical[5, :].sum() / 2

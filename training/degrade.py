@@ -213,14 +213,18 @@ def add_rain(
     brightness: tuple[float, float] = (0.25, 0.9),
     haze_prob: float = 0.5,
     haze: tuple[float, float] = (0.0, 0.35),
+    additive_prob: float = 0.5,
 ) -> Tensor:
-    """Rain: streak layers plus a haze veil, composited as light in linear space.
+    """Rain: streak layers plus a haze veil, composited as light.
 
     Each layer seeds random drops (density per pixel, random brightness), smears them
     with a line kernel (random length, width, angle near one dominant direction per
     image), and farther layers are shorter, thinner and fainter. Streaks add light and
     saturate at white (a screen blend in linear light: rain never darkens a pixel); the
-    veil mixes in a bright airlight with a smooth random transmission.
+    veil mixes in a bright airlight with a smooth random transmission. A share
+    ``additive_prob`` of samples is composited instead as the published synthetic sets
+    define it (Rain100L/H, Rain12: O = clip(B + S) on the 8-bit values), whose streaks
+    are brighter over dark backgrounds than light would make them.
     """
     b, _, h, w = img.shape
     dev = img.device
@@ -254,9 +258,11 @@ def add_rain(
         ).to(dev)
         bright = _uniform(gen, b, *brightness, dev) * (0.4 + 0.6 * depth)
         streaks = streaks + _per_sample_conv(drops, kernels) * bright[:, None, None, None]
-    streak_lin = srgb_to_linear(streaks.clamp(0, 1))
-    rainy = 1 - (1 - lin) * (1 - streak_lin)
-    return linear_to_srgb(rainy)
+    streaks = streaks.clamp(0, 1)
+    screen = linear_to_srgb(1 - (1 - lin) * (1 - srgb_to_linear(streaks)))
+    additive = (linear_to_srgb(lin) + streaks).clamp(0, 1)
+    use_add = (torch.rand(b, 1, 1, 1, generator=gen, device=dev) < additive_prob).float()
+    return use_add * additive + (1 - use_add) * screen
 
 
 def disk_kernel(radius: float, size: int) -> Tensor:
