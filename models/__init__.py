@@ -6,6 +6,7 @@ from models.zoo import (
     PRESETS,
     WeightsNotShippedError,
     checkpoint_arch,
+    checkpoint_scale,
     create_model,
     describe_models,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "ModelCard",
     "WeightsNotShippedError",
     "checkpoint_arch",
+    "checkpoint_scale",
     "create_model",
     "describe_models",
     "get_card",

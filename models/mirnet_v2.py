@@ -177,6 +177,12 @@ class MIRNetV2(nn.Module):
     count (published: 1, 2, 4, 4). ``task="defocus_deblurring"`` selects the published
     dual-pixel variant's feature-level skip (use with ``in_channels=6``). Inputs of any
     size are reflect-padded to a multiple of 4 and cropped back.
+
+    ``scale`` > 1 makes a super-resolution network: the body runs at the input's size
+    (the published v2 upsampled first and ran at the output's size, scale^2 times the
+    cost); ``conv_out`` predicts scale^2 sub-pixel residuals that a pixel
+    shuffle places on the bicubic upscale of the input. ``scale=1`` keeps the published
+    names and shapes.
     """
 
     arch_name: ClassVar[str] = "mirnet_v2"
@@ -191,20 +197,30 @@ class MIRNetV2(nn.Module):
         n_mrb: int = 2,
         bias: bool = False,
         task: str | None = None,
+        scale: int = 1,
     ) -> None:
         super().__init__()
         self.config = constructor_config(locals())
         self.size_multiple = 4
         self.feature_skip = task == "defocus_deblurring"
+        if scale < 1 or (scale > 1 and (self.feature_skip or in_channels != out_channels)):
+            raise ValueError(f"scale {scale} needs scale >= 1 and an image-level skip")
+        self.scale = scale
         self.conv_in = nn.Conv2d(in_channels, n_feat, 3, padding=1, bias=bias)
         self.body = nn.Sequential(*(RRG(n_feat, n_mrb, chan_factor, bias, g) for g in rrg_groups))
-        self.conv_out = nn.Conv2d(n_feat, out_channels, 3, padding=1, bias=bias)
+        self.conv_out = nn.Conv2d(n_feat, out_channels * scale**2, 3, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = pad_to_multiple(x, self.size_multiple)
         shallow = self.conv_in(padded)
         deep = self.body(shallow)
-        # the dual-pixel defocus variant skips at feature level, the others at image level
-        out = self.conv_out(deep + shallow) if self.feature_skip else self.conv_out(deep) + padded
-        return out[..., :h, :w]
+        s = self.scale
+        if s > 1:
+            base = F.interpolate(padded, scale_factor=s, mode="bicubic", align_corners=False)
+            out = F.pixel_shuffle(self.conv_out(deep), s) + base
+        elif self.feature_skip:  # the dual-pixel defocus variant skips at feature level
+            out = self.conv_out(deep + shallow)
+        else:
+            out = self.conv_out(deep) + padded
+        return out[..., : h * s, : w * s]

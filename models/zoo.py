@@ -46,6 +46,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "mirnet_v2": ("mirnet_v2", {}),
     # sized for training on a 2-core CPU: 40/60/90-channel streams, two groups
     "mirnet-v2-s": ("mirnet_v2", {"n_feat": 40, "rrg_groups": (1, 2)}),
+    "mirnet-v2-s-x2": ("mirnet_v2", {"n_feat": 40, "rrg_groups": (1, 2), "scale": 2}),
 }
 
 LCDNET_NOTE = (
@@ -61,6 +62,16 @@ MIRNET_TASKS = {
     "denoise": "real-noise denoising (SIDD)",
     "enhance": "low-light enhancement (LOL / MIT-Adobe FiveK)",
 }
+
+
+#: tasks of the small MIRNet-v2 this project trains itself: task -> (preset, scale)
+MIRNET_S_TASKS = {"denoise": ("mirnet-v2-s", 1), "enhance": ("mirnet-v2-s", 1),
+                  "superres": ("mirnet-v2-s-x2", 2)}  # fmt: skip
+MIRNET_S_NOTE = (
+    "MIRNet-v2 sized for CPU training (40-channel streams, two groups), trained by this "
+    "project on synthetic degradations of its training photos "
+    "(training/configs/mirnet-v2-s-{task}.yaml)."
+)
 
 
 def _mirnet_note(arch: str, task: str, name: str) -> str:
@@ -109,6 +120,7 @@ def _register(
     notes: str,
     profile: dict[str, Any],
     quality: dict[str, Any],
+    scale: int = 1,
 ) -> None:
     arch, kwargs = PRESETS[preset]
     metrics = dict(profile.get(preset, {}))
@@ -123,6 +135,7 @@ def _register(
             kwargs=dict(kwargs),
             weights=f"{name}.safetensors",
             size_multiple=size_multiple,
+            scale=scale,
             tile_overlap=tile_overlap,
             licence=licence,
             notes=notes,
@@ -163,6 +176,19 @@ def register_zoo() -> None:
                 profile=profile,
                 quality=quality,
             )
+    for task, (preset, scale) in MIRNET_S_TASKS.items():
+        _register(
+            f"mirnet-v2-s-{task}",
+            preset,
+            task,
+            size_multiple=4,
+            tile_overlap=64 // scale,
+            licence="MIT",
+            notes=MIRNET_S_NOTE.format(task=task),
+            profile=profile,
+            quality=quality,
+            scale=scale,
+        )
 
 
 def _build_recorded(path: Path, overrides: dict[str, Any]) -> nn.Module | None:
@@ -195,6 +221,18 @@ def checkpoint_arch(path: str | Path) -> str | None:
     if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither zip nor pickle)")
     return None
+
+
+def checkpoint_scale(path: str | Path) -> int:
+    """Output size / input size of the network a safetensors file records (its recorded
+    ``scale`` argument); 1 for files that record none. Reads only the header."""
+    path = Path(path).expanduser()
+    if path.suffix != ".safetensors" or not path.is_file():
+        return 1
+    try:
+        return int(json.loads(read_metadata(path).get("config", "{}")).get("scale", 1))
+    except (CheckpointError, ValueError):  # reported by the checks that load the file
+        return 1
 
 
 def create_model(

@@ -140,7 +140,7 @@ def test_probe_plan_and_models(clip: str):
     assert report["memory_estimate_bytes"]["driver_chunks"] == 2 * 24 * 4608
     models = cli("models")
     assert models.returncode == 0, models.stderr
-    assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-denoise" in models.stdout
+    assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-s-superres" in models.stdout
 
 
 def start_slow_run(tmp_path: Path) -> subprocess.Popen:

@@ -8,10 +8,18 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import models
-from models import ModelCard, WeightsNotShippedError, create_model, describe_models, list_models
+from models import (
+    ModelCard,
+    WeightsNotShippedError,
+    create_model,
+    describe_models,
+    get_card,
+    list_models,
+)
 from models import registry as registry_module
 from models.checkpoint import save_weights
 from models.lcdnet import PRESETS, LCDNet
@@ -124,6 +132,20 @@ def test_mirnet_v2_defocus_variant_takes_dual_pixel_input() -> None:
         assert model(torch.rand(1, 6, 12, 10)).shape == (1, 3, 12, 10)
 
 
+def test_mirnet_v2_upsampler_doubles_any_size_around_the_bicubic_upscale() -> None:
+    model = MIRNetV2(n_feat=16, rrg_groups=(1,), n_mrb=1, scale=2).eval()
+    x = torch.rand(1, 3, 13, 18)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (1, 3, 26, 36)
+        torch.nn.init.zeros_(model.conv_out.weight)  # no residual: exactly bicubic
+        bicubic = F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+        assert torch.allclose(model(x)[..., :20, :28], bicubic[..., :20, :28], atol=1e-5)
+    assert model.conv_out.weight.shape[0] == 12  # 3 colours x 2 x 2 sub-pixels
+    with pytest.raises(ValueError, match="image-level skip"):
+        MIRNetV2(in_channels=6, task="defocus_deblurring", scale=2)
+
+
 def test_registry_has_the_shipped_entries() -> None:
     names = {c.name for c in list_models()}
     for preset in ("lcdnet", "lcdnet-s"):
@@ -132,8 +154,11 @@ def test_registry_has_the_shipped_entries() -> None:
     for arch in ("mirnet-v1", "mirnet-v2"):
         for task in ("denoise", "enhance"):
             assert f"{arch}-{task}" in names
+    for task in ("denoise", "enhance", "superres"):
+        assert f"mirnet-v2-s-{task}" in names
+    assert get_card("mirnet-v2-s-superres").scale == 2
     for card in list_models():
-        if card.arch.startswith("mirnet"):
+        if card.arch.startswith("mirnet") and "published" in card.notes:
             assert "non-commercial" in card.licence
         if card.arch == "lcdnet":
             assert "reconstruction" in card.notes.lower()

@@ -263,3 +263,22 @@ def test_no_shift_warning_when_timestamps_are_kept(vfr_audio_clip: str, tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         pipeline(PASSTHROUGH).run(vfr_audio_clip, tmp_path / "same.mp4")
+
+
+def test_a_super_resolution_file_doubles_the_frames(vfr_audio_clip: str, tmp_path: Path):
+    """A 2x network given as a file (no card) still changes the frame size: its scale
+    comes from the architecture the file records."""
+    from models.checkpoint import save_weights
+    from models.mirnet_v2 import MIRNetV2
+
+    net = MIRNetV2(n_feat=8, rrg_groups=(1,), n_mrb=1, scale=2)
+    weights = tmp_path / "x2.safetensors"
+    save_weights(net, weights, arch="mirnet_v2", config=net.config)
+    out = tmp_path / "double.mp4"
+    tile = "{size: 32, overlap: 8}"
+    stage = f"stages: [{{id: sr, type: restore, model: '{weights}', tile: {tile}}}]"
+    facts_in = video_facts(vfr_audio_clip)
+    pipeline(PASSTHROUGH.replace("stages: []", stage)).run(vfr_audio_clip, out)
+    facts = video_facts(out)
+    assert facts["size"] == (2 * facts_in["size"][0], 2 * facts_in["size"][1])
+    assert facts["pts"] == facts_in["pts"]

@@ -107,7 +107,7 @@ def test_quality_file_keeps_other_models(tmp_path: Path) -> None:
 def test_shipped_configs_are_complete(path: Path) -> None:
     cfg = T.load_config(path)
     assert cfg["name"] == path.stem
-    assert cfg["task"] in ("derain", "deblur", "defocus", "denoise", "lowlight")
+    assert cfg["task"] in ("derain", "deblur", "defocus", "denoise", "lowlight", "superres")
     assert cfg["optim"]["warmup"] < cfg["optim"]["steps"]
     T.build_network(cfg["model"])
     T.build_loss(cfg["loss"])

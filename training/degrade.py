@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-KINDS = ("deblur", "derain", "defocus", "denoise", "lowlight")
+KINDS = ("deblur", "derain", "defocus", "denoise", "lowlight", "superres")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -365,13 +365,23 @@ def low_light(
     return linear_to_srgb(noisy)
 
 
+def downscale_bicubic(img: Tensor, factor: int = 2) -> Tensor:
+    """The standard super-resolution degradation: antialiased bicubic downscaling (as
+    MATLAB's imresize, which the published x2 benchmarks use), H and W divisible by
+    ``factor``."""
+    return F.interpolate(
+        img, scale_factor=1 / factor, mode="bicubic", antialias=True, align_corners=False
+    )
+
+
 def degrade(
     src: Tensor, kind: str, gen: torch.Generator, out_hw: tuple[int, int] | None = None
 ) -> tuple[Tensor, Tensor]:
     """One training/eval pair ``(degraded, target)`` of a task, quantised to 8 bits.
 
     ``src`` may be larger than ``out_hw`` (motion blur needs the margin); other kinds
-    use its central ``out_hw`` crop. ``denoise`` mixes Poisson-Gaussian noise with, for
+    use its central ``out_hw`` crop (``superres``: cut to even sides, the input at half
+    that size). ``denoise`` mixes Poisson-Gaussian noise with, for
     half the samples, a video-codec round trip.
     """
     out_hw = out_hw or (src.shape[-2], src.shape[-1])
@@ -379,6 +389,9 @@ def degrade(
         blurry, sharp = motion_blur(src, out_hw, gen)
         return quantize8(blurry), sharp
     clean = center_crop(src, out_hw)
+    if kind == "superres":  # the target keeps even sides; the input is half its size
+        clean = clean[..., : clean.shape[-2] // 2 * 2, : clean.shape[-1] // 2 * 2]
+        return quantize8(downscale_bicubic(clean)), clean
     if kind == "derain":
         return quantize8(add_rain(clean, gen)), clean
     if kind == "defocus":

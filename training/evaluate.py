@@ -1,16 +1,17 @@
 """Measure a restoration model against its degraded input and a classical baseline.
 
-``python -m training.evaluate --model NAME|PATH --task derain|deblur|denoise|defocus
-[--json out.json] [--video]``
+``python -m training.evaluate --model NAME|PATH --task TASK [--json out.json] [--video]``
 
 Why one script: every number in a model card comes from here, with the input and a
 classical filter measured by the same code on the same images, so the gain is honest.
 Sets: derain uses the real pairs in ``val/derain`` (Rain12, Rain100L-10; measurement
 only) plus synthetic rain on held-out Kodak24; deblur and defocus use synthetic
-degradations of held-out Kodak24; denoise uses Gaussian noise (default sigma 25/255,
-clipped and quantised to 8 bits like a real frame) on the held-out CBSD68 photos
-still in clean/ and on Kodak24. ``--video`` adds synthetic clips with known camera
-motion and reports PSNR and temporal flicker.
+degradations of held-out Kodak24; denoise uses synthetic camera noise on Kodak24 and
+Gaussian noise (default sigma 25/255, clipped and quantised to 8 bits like a real
+frame) on the held-out CBSD68 photos still in clean/ and on Kodak24; lowlight uses
+Kodak24 darkened in linear light; superres uses Kodak24 downscaled 2x (bicubic), where
+the "input" row is the bicubic upscale, the baseline the target names. ``--video``
+adds synthetic clips with known camera motion and reports PSNR and temporal flicker.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from training.degrade import read_video as read_clip
 from training.metrics import flicker, image_metrics, psnr
 from training.splits import derain_pairs, heldout_photos
 
-TASKS = ("derain", "deblur", "denoise", "defocus")
+TASKS = ("derain", "deblur", "denoise", "defocus", "lowlight", "superres")
 Restorer = Callable[[Tensor], Tensor]
 
 
@@ -119,6 +120,39 @@ def nl_means(h: float) -> Restorer:
     )
 
 
+def auto_levels(low: float = 0.005, high: float = 0.995) -> Restorer:
+    """Per-image levels stretch (the darkest and brightest 0.5% to black and white);
+    an image with no range to stretch is left as it is."""
+
+    def run(x: Tensor) -> Tensor:
+        flat = x.flatten(1)
+        lo = flat.quantile(low, dim=1)[:, None, None, None]
+        span = flat.quantile(high, dim=1)[:, None, None, None] - lo
+        stretched = ((x - lo) / span.clamp_min(1e-3)).clamp(0, 1)
+        return torch.where(span > 2 / 255, stretched, x)
+
+    return run
+
+
+def lanczos_upscale(factor: int = 2) -> Restorer:
+    """OpenCV Lanczos-4 interpolation: the sharper classical upscaler."""
+    return lambda x: _per_image_numpy(
+        x,
+        lambda a: cv2.resize(
+            a, (a.shape[1] * factor, a.shape[0] * factor), interpolation=cv2.INTER_LANCZOS4
+        ),
+    )
+
+
+def bicubic_to(x: Tensor, like: Tensor) -> Tensor:
+    """``x`` resized to ``like``'s size (bicubic): the plain upscale a 2x input is judged
+    against."""
+    if x.shape[-2:] == like.shape[-2:]:
+        return x
+    up = F.interpolate(x, size=like.shape[-2:], mode="bicubic", align_corners=False)
+    return quantize8(up.clamp(0, 1))
+
+
 def classical_baselines(task: str, sigma: float) -> dict[str, Restorer]:
     """Fixed (untuned) classical methods for a task, named as they appear in reports."""
     if task == "derain":
@@ -128,6 +162,10 @@ def classical_baselines(task: str, sigma: float) -> dict[str, Restorer]:
     if task == "denoise":
         h = round(0.6 * sigma * 255, 1)
         return {f"nlmeans_h{h:g}": nl_means(h)}
+    if task == "lowlight":
+        return {"autolevels": auto_levels()}
+    if task == "superres":
+        return {"lanczos": lanczos_upscale()}
     raise ValueError(f"unknown task {task!r}")
 
 
@@ -136,11 +174,13 @@ def set_names(task: str, sigma: float = 25 / 255) -> list[str]:
     """The measurement sets of a task, in report order."""
     if task == "derain":
         return ["rain12", "rain100l-10", "kodak24-synth-rain"]
-    if task in ("deblur", "defocus"):
+    if task in ("deblur", "defocus", "lowlight"):
         return [f"kodak24-synth-{task}"]
+    if task == "superres":
+        return ["kodak24-x2"]
     if task == "denoise":
         level = f"sigma{round(sigma * 255):g}"
-        return [f"cbsd68-44-{level}", f"kodak24-{level}"]
+        return ["kodak24-camera-noise", f"cbsd68-44-{level}", f"kodak24-{level}"]
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
 
 
@@ -150,7 +190,7 @@ def eval_pairs(
     """``(degraded, clean)`` pairs of one set; synthetic ones are seeded per image."""
     if name in ("rain12", "rain100l-10"):
         return [(load_photo(r), load_photo(c)) for r, c in derain_pairs(name)[:limit]]
-    if name.startswith("kodak24-synth-"):
+    if name.startswith("kodak24-synth-") or name in ("kodak24-x2", "kodak24-camera-noise"):
         kodak = heldout_photos("kodak24")[:limit]
         return [_synth(p, task, i) for i, p in enumerate(kodak)]
     if task == "denoise":
@@ -186,7 +226,7 @@ def measure_set(
     rows: dict[str, list[dict[str, float]]] = {"input": [], **{k: [] for k in methods}}
     seconds = dict.fromkeys(methods, 0.0)
     for lq, gt in pairs:
-        rows["input"].append(image_metrics(lq, gt))
+        rows["input"].append(image_metrics(bicubic_to(lq, gt), gt))
         for name, fn in methods.items():
             t = time.perf_counter()
             out = quantize8(fn(lq))
@@ -261,7 +301,7 @@ def evaluate(
                 "vs_best_classical": round(res["model"]["psnr_y"] - res[best]["psnr_y"], 3),
             }
     out: dict[str, Any] = {"task": task, "sets": results}
-    if video and model is not None:
+    if video and model is not None and task != "superres":  # clips keep their size
         out["video"] = measure_video(task, methods["model"])
     return out
 

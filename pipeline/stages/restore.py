@@ -35,8 +35,11 @@ def _check_shipped(name: str) -> None:
     """A registered model whose card names weights must have them in the repository."""
     card = models.get_card(name)
     if card.weights and not card.weights_available:
-        hint = "pick another model or give a checkpoint file path"
-        if card.arch.startswith("mirnet"):
+        hint = (
+            "train it (README, 'Training and measuring'), pick another model or give a "
+            "checkpoint file path"
+        )
+        if "published" in card.notes:
             hint = (
                 "convert the authors' published checkpoint with `python -m "
                 f"models.checkpoint FILE.pth --arch {card.arch} --out "
@@ -49,11 +52,14 @@ def _check_shipped(name: str) -> None:
 
 
 def _geometry(model: str) -> tuple[int, int, int]:
-    """(scale, size multiple, tile overlap) from the card; checkpoint files get the defaults."""
+    """(scale, size multiple, tile overlap) from the card; checkpoint files get the
+    defaults, except the scale a safetensors file records (a super-resolution file
+    changes the frame size whatever the YAML says)."""
     if models.is_registered(model):
         card = models.get_card(model)
         return card.scale, card.size_multiple, card.tile_overlap
-    return _CARD_DEFAULTS["scale"], _CARD_DEFAULTS["size_multiple"], _CARD_DEFAULTS["tile_overlap"]
+    scale = models.checkpoint_scale(model)
+    return scale, _CARD_DEFAULTS["size_multiple"], _CARD_DEFAULTS["tile_overlap"]
 
 
 class RestoreParams(StageParams):
