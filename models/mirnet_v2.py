@@ -181,8 +181,8 @@ class MIRNetV2(nn.Module):
     ``scale`` > 1 makes a super-resolution network: the body runs at the input's size
     (the published v2 upsampled first and ran at the output's size, scale^2 times the
     cost); ``conv_out`` predicts scale^2 sub-pixel residuals that a pixel
-    shuffle places on the bicubic upscale of the input. ``scale=1`` keeps the published
-    names and shapes.
+    shuffle places on the bicubic upscale of the input (zero at initialisation, so
+    training starts from bicubic). ``scale=1`` keeps the published names and shapes.
     """
 
     arch_name: ClassVar[str] = "mirnet_v2"
@@ -209,6 +209,8 @@ class MIRNetV2(nn.Module):
         self.conv_in = nn.Conv2d(in_channels, n_feat, 3, padding=1, bias=bias)
         self.body = nn.Sequential(*(RRG(n_feat, n_mrb, chan_factor, bias, g) for g in rrg_groups))
         self.conv_out = nn.Conv2d(n_feat, out_channels * scale**2, 3, padding=1, bias=bias)
+        if scale > 1:  # an untrained upscaler starts as bicubic, not as noise around it
+            nn.init.zeros_(self.conv_out.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
