@@ -27,9 +27,10 @@ def test_degrade_is_deterministic_and_in_range(kind: str) -> None:
     a, ta = D.degrade(src, kind, torch.Generator().manual_seed(3), (48, 64))
     b, tb = D.degrade(src, kind, torch.Generator().manual_seed(3), (48, 64))
     c, _ = D.degrade(src, kind, torch.Generator().manual_seed(4), (48, 64))
-    assert a.shape == ta.shape == (2, 3, 48, 64)
+    scale = 2 if kind == "superres" else 1  # the 2x input is half the target's size
+    assert ta.shape == (2, 3, 48, 64) and a.shape == (2, 3, 48 // scale, 64 // scale)
     assert torch.equal(a, b) and torch.equal(ta, tb)
-    assert not torch.equal(a, c)
+    assert torch.equal(a, c) if kind == "superres" else not torch.equal(a, c)
     assert a.min() >= 0 and a.max() <= 1
     assert torch.equal(a, D.quantize8(a))  # degraded inputs are 8-bit like real frames
     assert torch.equal(ta, D.center_crop(src, (48, 64)))
@@ -88,6 +89,20 @@ def test_rain_composites_as_light_or_as_published_sets() -> None:
     hit = (streaks > 0.05) & (added < 0.99)
     assert ((screen - clean)[hit] <= streaks[hit] + 1e-5).all()
     assert ((screen - clean)[hit] < streaks[hit] - 1e-3).any()
+
+
+def test_maybe_compress_round_trips_the_chosen_share() -> None:
+    x = D.quantize8(_image(size=(64, 64))[:1].repeat(6, 1, 1, 1))
+    assert torch.equal(D.maybe_compress(x, torch.Generator().manual_seed(0), 0.0), x)
+    every = D.maybe_compress(x, torch.Generator().manual_seed(0), 1.0)
+    assert every.shape == x.shape
+    changed = [not torch.equal(a, b) for a, b in zip(every, x, strict=True)]
+    assert all(changed)  # chroma subsampling alone changes a textured image
+    again = D.maybe_compress(x, torch.Generator().manual_seed(0), 1.0)
+    assert torch.equal(every, again)
+    some = D.maybe_compress(x, torch.Generator().manual_seed(1), 0.5)
+    kept = sum(torch.equal(a, b) for a, b in zip(some, x, strict=True))
+    assert 0 < kept < 6
 
 
 def test_streak_kernel_orientation() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from training.degrade import degrade
+from training.degrade import degrade, maybe_compress
 
 
 def load_rgb(path: Path, downscale_over: int = 1600) -> np.ndarray:
@@ -33,7 +33,8 @@ class PatchSampler:
 
     Photos are picked with probability proportional to sqrt(area), so big photos give
     more patches without drowning the small ones. Crops get random flips and 90-degree
-    rotations; motion blur gets a margin around the patch for the camera motion. Crops
+    rotations; motion blur gets a margin around the patch for the camera motion; a
+    share ``codec`` of the degraded patches goes through an x264 round trip. Crops
     are cut on the CPU; the degradation runs on ``device`` (the GPU when training there)
     with its own generator, so both streams are reproducible and resumable.
     """
@@ -48,11 +49,12 @@ class PatchSampler:
         downscale_over: int = 1600,
         blur_margin: int = 32,
         device: torch.device | str = "cpu",
+        codec: float = 0.0,
     ) -> None:
         if not photos:
             raise ValueError("no training photos")
         self.images = [load_rgb(p, downscale_over) for p in photos]
-        self.task, self.patch, self.batch = task, patch, batch
+        self.task, self.patch, self.batch, self.codec = task, patch, batch, codec
         self.margin = blur_margin if task == "deblur" else 0
         area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
         self.weights = area / area.sum()
@@ -81,7 +83,8 @@ class PatchSampler:
         idx = torch.multinomial(self.weights, self.batch, replacement=True, generator=self.gen)
         src = torch.stack([self._crop(self.images[int(i)], size) for i in idx])
         src = src.to(self.device, non_blocking=True)
-        return degrade(src, self.task, self.degrade_gen, (self.patch, self.patch))
+        lq, gt = degrade(src, self.task, self.degrade_gen, (self.patch, self.patch))
+        return maybe_compress(lq, self.degrade_gen, self.codec), gt
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"gen": self.gen.get_state(), "degrade_gen": self.degrade_gen.get_state()}

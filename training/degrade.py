@@ -339,6 +339,24 @@ def codec_compress(img: Tensor, crf: int, *, codec: str = "libx264") -> Tensor:
     return arr.to(img.device)
 
 
+def maybe_compress(
+    img: Tensor, gen: torch.Generator, prob: float, crf: tuple[int, int] = (18, 32)
+) -> Tensor:
+    """Round-trip a random share ``prob`` of the batch through x264 at a random CRF.
+
+    Why: real footage reaches the network codec-compressed, which smears thin streaks
+    and fine blur into blocks; a network trained only on pristine degradations leaves
+    them in (the demo clip, an x264 file, kept most of its rain)."""
+    if prob <= 0:
+        return img
+    pick = torch.rand(img.shape[0], generator=gen, device=gen.device) < prob
+    out = img.clone()
+    for i in pick.nonzero().flatten().tolist():
+        level = int(torch.randint(crf[0], crf[1] + 1, (1,), generator=gen, device=gen.device))
+        out[i : i + 1] = codec_compress(img[i : i + 1], level).to(img.device)
+    return out
+
+
 def low_light(
     img: Tensor,
     gen: torch.Generator,

@@ -39,7 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,  # CPU threads (None: torch's default)
     "model": {"arch": "lcdnet-s", "init": None},  # init: weights to warm-start from
     "loss": {"kind": "lcdnet", "fft_weight": 0.1},
-    "data": {"patch": 128, "batch": 8, "max_photos": None, "downscale_over": 1600},
+    # codec: share of degraded patches round-tripped through x264 (footage is compressed)
+    "data": {"patch": 128, "batch": 8, "max_photos": None, "downscale_over": 1600, "codec": 0.0},
     "optim": {
         "lr": 2e-4,
         "min_lr": 1e-6,
@@ -211,6 +212,7 @@ def train(
         seed=cfg["seed"],
         downscale_over=cfg["data"]["downscale_over"],
         device=device,
+        codec=cfg["data"]["codec"],
     )
     path = pick_fast_path(device, cfg["precision"])
     model = path.prepare(build_network(cfg["model"]))
