@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from training import degrade as D
 from training.metrics import flicker, psnr
@@ -124,9 +125,88 @@ def test_gaussian_noise_level() -> None:
     assert float((y - x).std()) == pytest.approx(25 / 255, rel=0.05)
 
 
-def test_low_light_darkens() -> None:
-    x = _image()
-    assert D.low_light(x, torch.Generator().manual_seed(0)).mean() < x.mean() * 0.8
+def _linear(x: torch.Tensor) -> torch.Tensor:
+    """Undo tone curve and gamma: back to light, where raw noise and exposure are linear."""
+    return D.srgb_to_linear(D._inverse_smoothstep(x))
+
+
+def _grey(level: float, n: int = 8, size: tuple[int, int] = (64, 64)) -> torch.Tensor:
+    return torch.full((n, 3, *size), level)
+
+
+def test_unprocess_then_process_returns_the_input() -> None:
+    g = torch.Generator().manual_seed(0)
+    cams = D.random_camera(64, torch.Generator().manual_seed(1))
+    # Flat mid-tone colours, one camera each, odd size: the colour pipeline inverts exactly
+    flat = (0.15 + 0.7 * torch.rand(64, 3, 1, 1, generator=g)).expand(-1, -1, 7, 9)
+    assert (D.process(D.unprocess(flat, cams), cams) - flat).abs().max() < 1 / 255
+    # Smooth content (bicubic from 3x4 points): bilinear demosaicing is close
+    low = 0.2 + 0.6 * torch.rand(64, 3, 3, 4, generator=g)
+    smooth = F.interpolate(low, size=(33, 47), mode="bicubic", align_corners=True).clamp(0, 1)
+    err = (D.process(D.unprocess(smooth, cams), cams) - smooth).abs()
+    assert err.mean() < 1 / 255 and err[..., 2:-2, 2:-2].quantile(0.99) < 2 / 255
+    # Noise-free, camera_noise returns the input even where demosaicing would blur
+    texture = 0.1 + 0.8 * torch.rand(4, 3, 31, 45, generator=g)
+    quiet = D.camera_noise(texture, torch.Generator().manual_seed(2), shot=(1e-9, 1e-9))
+    assert (quiet - D.quantize8(texture)).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_camera_noise_is_signal_dependent_and_correlated() -> None:
+    gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731  (same cameras and levels)
+    dark = D.camera_noise(_grey(0.2), gen(), shot=(3e-3, 3e-3))
+    bright = D.camera_noise(_grey(0.85), gen(), shot=(3e-3, 3e-3))
+
+    def var_per_light(x: torch.Tensor) -> torch.Tensor:
+        lin = _linear(x)  # light: a linear function of the raw signal
+        return (lin.var((2, 3)) / lin.mean((2, 3))).mean(1)
+
+    # Shot noise: the brighter patch is noisier, its variance in light proportional to
+    # the light (Poisson). White noise on the display values, seen in light, is not.
+    assert (_linear(bright).std((2, 3)) > 2 * _linear(dark).std((2, 3))).all()
+    ratio = var_per_light(bright) / var_per_light(dark)
+    assert (ratio > 0.75).all() and (ratio < 1.25).all()
+    white = [D.gaussian_noise(_grey(v), 0.03, gen()) for v in (0.2, 0.85)]
+    assert (var_per_light(white[1]) / var_per_light(white[0]) > 1.5).all()
+
+    def neighbour_corr(x: torch.Tensor) -> torch.Tensor:
+        r = x - x.mean((2, 3), keepdim=True)
+        return (r[..., 1:] * r[..., :-1]).mean((2, 3)) / r.pow(2).mean((2, 3))
+
+    # Demosaicing spreads each photosite's noise over its neighbours; white noise is not
+    assert (neighbour_corr(bright) > 0.2).all()
+    assert neighbour_corr(white[1]).abs().max() < 0.1
+
+
+def test_camera_noise_is_deterministic_8bit_and_varies_per_sample() -> None:
+    img = 0.1 + 0.8 * _image(size=(33, 47))  # odd sizes: the Bayer pattern is cut off
+    a = D.camera_noise(img, torch.Generator().manual_seed(3))
+    assert a.shape == img.shape
+    assert torch.equal(a, D.camera_noise(img, torch.Generator().manual_seed(3)))
+    assert not torch.equal(a, D.camera_noise(img, torch.Generator().manual_seed(4)))
+    assert a.min() >= 0 and a.max() <= 1 and torch.equal(a, D.quantize8(a))
+    levels = (D.camera_noise(_grey(0.5, 8), torch.Generator().manual_seed(0)) - 0.5).std((1, 2, 3))
+    assert levels.max() > 2 * levels.min()  # each sample has its own noise level
+
+
+def test_low_light_darkens_by_the_exposure_and_is_relatively_noisier() -> None:
+    grey = _grey(0.5, 16)
+    # Nearly noise-free: light falls by the exposure factor, 1/8 to 1/40
+    quiet = D.low_light(grey, torch.Generator().manual_seed(0), shot=(1e-5, 1e-5))
+    ratio = _linear(quiet).mean((1, 2, 3)) / _linear(grey).mean((1, 2, 3))
+    assert (ratio > 0.02).all() and (ratio < 0.15).all()
+    assert ratio.max() > 1.5 * ratio.min()  # a random exposure per sample
+    assert (quiet.mean((1, 2, 3)) < 0.3 * grey.mean((1, 2, 3))).all()
+
+    # Same sensor level, fewer photons: relative noise grows as 1/sqrt(exposure)
+    def rel_noise(x: torch.Tensor) -> torch.Tensor:
+        lin = _linear(x)
+        return lin.std((2, 3)).mean(1) / lin.mean((1, 2, 3))
+
+    level = (2e-3, 2e-3)
+    dim = rel_noise(D.low_light(grey, torch.Generator().manual_seed(1), shot=level))
+    lit = rel_noise(D.camera_noise(grey, torch.Generator().manual_seed(1), shot=level))
+    assert dim.median() > 2 * lit.median()
+    assert (rel_noise(D.low_light(grey, torch.Generator().manual_seed(2))) > 0.1).all()
 
 
 def test_codec_round_trip_is_close() -> None:
