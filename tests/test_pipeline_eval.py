@@ -13,9 +13,10 @@ from training.pipeline_eval import measure_pipeline
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
-def _photo() -> torch.Tensor:
+def _photo(detail: int = 24) -> torch.Tensor:
+    """A random smooth photo; ``detail`` is the size of the random grid it is upscaled from."""
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, 24, 32, generator=g)
+    x = torch.rand(1, 3, detail, detail * 4 // 3, generator=g)
     return F.interpolate(x, size=(240, 320), mode="bicubic").clamp(0, 1)
 
 
@@ -58,3 +59,21 @@ def test_the_card_shows_what_the_pipeline_gave() -> None:
     assert "### Through the pipeline (2 clips x 12 frames, 640x360)" in card
     assert "| pipeline output | 26.25 |" in card and "+6.25 dB" in card
     assert "Through the pipeline" not in model_card("lcdnet-s-derain", record, report, 10)
+
+
+def test_a_2x_model_is_measured_at_the_clean_size(tmp_path: Path) -> None:
+    """Super-resolution footage is half the clean size; the pipeline's 2x output is
+    compared with the clean clip, the input as its bicubic upscale (lossless output and
+    a detailed photo, so the encoder's chroma subsampling stays small beside the
+    upscaling's own loss)."""
+    from models.checkpoint import save_weights
+    from models.mirnet_v2 import MIRNetV2
+
+    net = MIRNetV2(n_feat=8, rrg_groups=(1,), n_mrb=1, scale=2)  # untrained: bicubic
+    weights = save_weights(net, tmp_path / "x2.safetensors", arch="mirnet_v2", config=net.config)
+    report = measure_pipeline(
+        CONFIGS / "superres.yaml", "superres", str(weights), clips=1, frames=3, size=(96, 64),
+        photos=[_photo(detail=96)], overrides=["output.codec=ffv1"],
+    )  # fmt: skip
+    assert report["size"] == "96x64"
+    assert report["gain_y_db"] == pytest.approx(0.0, abs=0.5)  # bicubic vs bicubic

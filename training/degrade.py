@@ -678,6 +678,8 @@ def _degrade_frame(
         return defocus(frame, gen)
     if kind == "lowlight":
         return low_light(frame, gen)
+    if kind == "superres":
+        return downscale_bicubic(frame)
     raise ValueError(f"unknown degradation {kind!r} (known: {', '.join(KINDS)})")
 
 
@@ -699,7 +701,8 @@ def make_test_video(
     (``dx, dy, rot, log_zoom`` about the photo centre, see :class:`CameraPath`) so that
     measurements can undo the known motion. Motion blur integrates 9 sub-frames over
     the shutter interval (half the frame time); the other kinds degrade each frame with
-    fresh randomness (new rain, new noise) while the degradation's kind stays fixed.
+    fresh randomness (new rain, new noise) while the degradation's kind stays fixed;
+    ``superres`` writes the degraded clip at half the size (``size`` must be even).
     ``codec`` ``ffv1`` is lossless RGB (bgr0) (``.mkv``); ``libx264`` writes yuv420p, BT.709.
     """
     gen = torch.Generator().manual_seed(seed)
