@@ -7,7 +7,9 @@ The clip exists so ``make demo`` has something real to restore on any machine. I
 made by the project's own degradation code (training/degrade.py) and muxed with an AAC
 tone so the demo also shows audio passing through untouched. The photo is CC0-1.0
 (BuddiesOfBudgie/budgie-backgrounds) and is in the training pool: the demo shows the
-pipeline working, it is not a measurement.
+pipeline working, it is not a held-out measurement. ``--clean-out`` writes the same pan
+without rain, so ``run_pipeline.py compare --reference`` can say how much rain a model
+leaves on the demo.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(HERE / "rainy_street.mp4"))
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--size", default="320x240")
+    p.add_argument("--clean-out", help="also write the clip without rain (a reference)")
     args = p.parse_args(argv)
     width, height = map(int, args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             codec="libx264",
         )
         mux_with_tone(rainy, Path(args.out), args.frames / 24)
-    print(f"wrote {args.out}")
+        if args.clean_out:
+            mux_with_tone(clean, Path(args.clean_out), args.frames / 24)
+    print(f"wrote {args.out}" + (f" and {args.clean_out}" if args.clean_out else ""))
     return 0
 
 
