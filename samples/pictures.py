@@ -36,6 +36,7 @@ KIND_OF_TASK = {
     "defocus": "defocus",
     "denoise": "denoise",
     "enhance": "lowlight",
+    "superres": "superres",
 }
 #: The held-out photo the synthetic footage pans over (Kodak24: held out from training).
 PHOTO = "kodim23.png"

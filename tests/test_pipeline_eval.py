@@ -59,6 +59,7 @@ def test_the_card_shows_what_the_pipeline_gave() -> None:
     assert "### Through the pipeline (2 clips x 12 frames, 640x360)" in card
     assert "| pipeline output | 26.25 |" in card and "+6.25 dB" in card
     assert "Through the pipeline" not in model_card("lcdnet-s-derain", record, report, 10)
+    assert "(../../docs/pictures/heldout-lcdnet-s-derain.png)" in card  # make pictures
 
 
 def test_a_2x_model_is_measured_at_the_clean_size(tmp_path: Path) -> None:

@@ -193,6 +193,10 @@ def model_card(
         f"Task: **{cfg['task']}**. Architecture: `{cfg['model']['arch']}` "
         f"({params:,} parameters). {about}",
         "",
+        # drawn by `make pictures` (samples/pictures.py) for every shipped model
+        f"![held-out Kodak24 footage with synthetic {cfg['task']}: degraded, {name}, clean]"
+        f"(../../docs/pictures/heldout-{name}.png)",
+        "",
         "## Training",
         "",
         f"- Command: `{record['command']}` (config `training/configs/{cfg['name']}.yaml`"
