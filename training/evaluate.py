@@ -306,6 +306,15 @@ def evaluate(
     return out
 
 
+def print_report(report: dict[str, Any], path: Path | None = None) -> None:
+    """Print a measurement report as JSON, and write it to ``path`` when given."""
+    text = json.dumps(report, indent=2, allow_nan=True)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """CLI: measure and print one JSON report (optionally also written with ``--json``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -344,11 +353,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seconds": round(time.time() - t0, 1),
         **report,
     }
-    text = json.dumps(report, indent=2, allow_nan=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(text)
+    print_report(report, args.json)
     return report
 
 

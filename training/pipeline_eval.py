@@ -15,7 +15,6 @@ after undoing the known camera motion.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import yaml
 from pipeline.config import load_config
 from pipeline.runner import Pipeline
 from training.degrade import make_test_video, read_video
-from training.evaluate import bicubic_to
+from training.evaluate import bicubic_to, print_report
 from training.metrics import flicker, image_metrics
 from training.splits import heldout_photos
 
@@ -131,11 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             overrides=args.set,
         ),
     }
-    text = json.dumps(report, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(text)
+    print_report(report, args.json)
     return report
 
 
