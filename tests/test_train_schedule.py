@@ -43,6 +43,27 @@ def test_export_takes_the_averaged_weights() -> None:
     torch.testing.assert_close(state[name], ema.module.state_dict()[name])
 
 
+def test_the_average_forgets_the_random_start_in_a_short_run() -> None:
+    """1,000 updates towards new weights: a fixed 0.998 decay would still hold 13% of
+    the initial weights (0.998**1000); the warmed-up decay holds next to none."""
+    model = nn.Linear(4, 4)
+    start = model.weight.detach().clone()
+    ema = AveragedModel(model, multi_avg_fn=T.ema_with_warmup(0.998))
+    ema.update_parameters(model)  # the first update copies
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for _ in range(1000):
+        ema.update_parameters(model)
+    share_of_start = (model.weight - ema.module.weight).abs().max() / 1.0
+    assert share_of_start < 1e-3
+    assert torch.allclose(ema.module.weight, start + 1.0, atol=1e-3)
+    # later the decay is the configured one: one more update moves 0.2% of the way
+    before = ema.module.weight.detach().clone()
+    T.ema_with_warmup(0.998)([ema.module.weight.data], [model.weight.data + 1.0], 10**6)
+    moved = (ema.module.weight.detach() - before).mean()
+    assert float(moved) == pytest.approx(0.002, rel=1e-3)
+
+
 def test_warm_start_loads_shipped_file_and_checkpoint_ema(tmp_path: Path) -> None:
     source = _tiny()
     with torch.no_grad():
