@@ -76,6 +76,11 @@ def test_train_checkpoint_resume_and_export(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(model(x), ref(x), atol=2e-2)
+    raw_record, _ = export_weights(out / "last.pt", weights, use_ema=False)
+    assert raw_record["ema"] is False
+    ref.load_state_dict(second["model"])  # or the network's own last weights
+    with torch.no_grad():
+        assert torch.allclose(create_model(weights)(x), ref(x), atol=2e-2)
 
 
 @needs_data

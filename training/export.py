@@ -39,13 +39,14 @@ def ema_weights(ema_state: dict[str, Any]) -> dict[str, Any]:
     return {k.removeprefix("module."): v for k, v in ema_state.items() if k.startswith("module.")}
 
 
-def export_weights(checkpoint: Path, out: Path) -> tuple[dict[str, Any], int]:
-    """Write the checkpoint's network as fp16 safetensors; return its training record and
-    parameter count."""
+def export_weights(checkpoint: Path, out: Path, use_ema: bool = True) -> tuple[dict[str, Any], int]:
+    """Write the checkpoint's network (its weight average unless ``use_ema`` is False) as
+    fp16 safetensors; return its training record and parameter count."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     cfg = ckpt["config"]
     model = build_arch(cfg["model"]["arch"], **cfg["model"].get("kwargs", {}))
-    model.load_state_dict(ema_weights(ckpt["ema"]) if "ema" in ckpt else ckpt["model"])
+    use_ema = use_ema and "ema" in ckpt
+    model.load_state_dict(ema_weights(ckpt["ema"]) if use_ema else ckpt["model"])
     meta = {"task": cfg["task"], "steps": str(ckpt["step"]), "preset": cfg["model"]["arch"]}
     save_weights(model, out, metadata=meta)
     # Resuming restores the data RNG, so a resumed run equals one uninterrupted run of
@@ -59,7 +60,7 @@ def export_weights(checkpoint: Path, out: Path) -> tuple[dict[str, Any], int]:
         "train_seconds": round(ckpt.get("seconds", 0.0)),
         "device": ckpt.get("device", ""),
         "path": ckpt.get("path", ""),
-        "ema": "ema" in ckpt,
+        "ema": use_ema,
         "curve": read_curve(checkpoint.parent / "log.jsonl"),
     }
     return record, sum(p.numel() for p in model.parameters())
@@ -268,12 +269,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--name", required=True, help="model name, e.g. lcdnet-s-derain")
     parser.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--video", action="store_true", help="also measure video flicker")
+    parser.add_argument(
+        "--weights",
+        choices=["ema", "model"],
+        default="ema",
+        help="ship the weight average (default) or the network's own last weights",
+    )
     parser.add_argument("--pipeline", type=Path, help="also measure through this pipeline config")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--note", default="", help="a remark for the card (run history)")
     args = parser.parse_args(argv)
     weights = args.out_dir / f"{args.name}.safetensors"
-    record, params = export_weights(args.checkpoint, weights)
+    record, params = export_weights(args.checkpoint, weights, use_ema=args.weights == "ema")
     eval_argv = ["--model", os.path.relpath(weights), "--task", record["config"]["task"]]
     eval_argv += ["--video"] if args.video else []
     eval_argv += ["--threads", str(args.threads)] if args.threads else []
