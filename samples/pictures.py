@@ -1,6 +1,7 @@
 """Regenerate the README's before/after pictures with the project's own commands.
 
-    python -m samples.pictures          # or: make pictures
+    python -m samples.pictures                          # or: make pictures
+    python -m samples.pictures --only lcdnet-s-derain   # one model's (or 'sample')
 
 Why a script and not hand-made images: the pictures must show what ``run`` does with the
 weights in the tree today, so they are remade (``run`` then ``compare``) whenever weights
@@ -103,17 +104,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "pictures")
     parser.add_argument("--work", type=Path, default=REPO / "out" / "pictures")
+    parser.add_argument(
+        "--only", nargs="+", help="remake only these models' pictures ('sample': the demo's)"
+    )
     args = parser.parse_args(argv)
+    wanted = (lambda name: name in args.only) if args.only else (lambda name: True)
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    sample_picture(args.out, args.work)
+    if wanted("sample"):
+        sample_picture(args.out, args.work)
     from training.splits import DATA_ROOT
 
     if not (DATA_ROOT / "clean" / "kodak24" / PHOTO).is_file():
         print(f"no {DATA_ROOT}/clean/kodak24/{PHOTO}: held-out pictures skipped", file=sys.stderr)
         return 0
     for name, (config, task) in shipped_models(REPO / "configs").items():
-        heldout_picture(name, config, task, args.out, args.work)
+        if wanted(name):
+            heldout_picture(name, config, task, args.out, args.work)
     return 0
 
 
