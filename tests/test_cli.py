@@ -143,6 +143,12 @@ def test_probe_plan_and_models(clip: str):
     assert "lcdnet-s-derain" in models.stdout and "mirnet-v2-s-superres" in models.stdout
 
 
+def _interruptible() -> None:
+    """Give the child SIGINT's default disposition: a job started in the background by a
+    shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_slow_run(tmp_path: Path) -> subprocess.Popen:
     """A CLI run that is still encoding when its first progress line has been read."""
     src = make_clip(tmp_path / "long.mp4", width=64, height=48, frames=240)
@@ -158,6 +164,7 @@ def start_slow_run(tmp_path: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        preexec_fn=_interruptible,
     )
     for line in proc.stderr:
         if line.startswith('{"event": "progress"'):
