@@ -191,6 +191,11 @@ def register_zoo() -> None:
         )
 
 
+def _recorded_config(meta: dict[str, str]) -> dict[str, Any]:
+    """The constructor arguments a safetensors header records (empty when none)."""
+    return json.loads(meta.get("config", "{}"))
+
+
 def _build_recorded(path: Path, overrides: dict[str, Any]) -> nn.Module | None:
     """The network a safetensors file records (architecture + full constructor config),
     or None when the file records none. An architecture name builds with exactly the
@@ -198,7 +203,7 @@ def _build_recorded(path: Path, overrides: dict[str, Any]) -> nn.Module | None:
     meta = read_metadata(path) if path.suffix == ".safetensors" else {}
     if "arch" not in meta:
         return None
-    kwargs = {**json.loads(meta.get("config", "{}")), **overrides}
+    kwargs = {**_recorded_config(meta), **overrides}
     if meta["arch"] in ARCHITECTURES:
         return ARCHITECTURES[meta["arch"]](**kwargs)
     return build_arch(meta["arch"], **kwargs)
@@ -230,7 +235,7 @@ def checkpoint_scale(path: str | Path) -> int:
     if path.suffix != ".safetensors" or not path.is_file():
         return 1
     try:
-        return int(json.loads(read_metadata(path).get("config", "{}")).get("scale", 1))
+        return int(_recorded_config(read_metadata(path)).get("scale", 1))
     except (CheckpointError, ValueError):  # reported by the checks that load the file
         return 1
 
