@@ -112,11 +112,15 @@ def random_blur_path(
     max_shift: float = 24.0,
     max_rot_deg: float = 1.5,
     max_zoom: float = 0.03,
+    steady: float = 0.25,
     device: torch.device | str = "cpu",
 ) -> CameraPath:
     """Random path over one exposure (t in [-1/2, 1/2]): the blur of a shaky hand.
 
-    ``max_shift`` bounds the translation over the whole exposure in output pixels.
+    ``max_shift`` bounds the translation over the whole exposure in output pixels. A
+    ``steady`` share of the paths stays within a tenth of the bounds (a steady hand, a
+    short exposure: most video frames), so a network learns to leave sharp detail alone
+    rather than sharpen every frame.
     """
     device = torch.device(device)
     bounds = [max_shift, max_shift, math.radians(max_rot_deg), max_zoom]
@@ -129,6 +133,8 @@ def random_blur_path(
     raw = CameraPath(coef, torch.zeros(batch, 4, 3, device=device)).at(probe)
     extent = (raw.amax(1) - raw.amin(1)).clamp_min(1e-6)  # (B, 4)
     target = scales * torch.rand(batch, 4, generator=gen, device=device) ** 1.5
+    calm = torch.rand(batch, 1, generator=gen, device=device) < steady
+    target = torch.where(calm, target * 0.1, target)
     coef = coef * (target / extent)[..., None]
     return CameraPath(coef, torch.zeros(batch, 4, 3, device=device))
 
