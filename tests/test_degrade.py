@@ -247,6 +247,19 @@ def test_test_video_is_lossless_and_motion_is_known(tmp_path: Path) -> None:
     assert flicker(noisy, states, border=8) > compensated + 2
 
 
+def test_test_video_keeps_one_exposure_with_fresh_noise(tmp_path: Path) -> None:
+    """A dark clip is shot at one exposure by one camera: its frames' brightness must
+    not jump (it did, each frame drawing its own exposure, and a model's video flicker
+    then measured the test clip, not the model); the noise still changes every frame."""
+    photo = torch.full((1, 3, 160, 200), 0.5)
+    clean_p, deg_p = tmp_path / "c.mkv", tmp_path / "d.mkv"
+    D.make_test_video(photo, clean_p, deg_p, "lowlight", frames=6, size=(96, 64), seed=3)
+    dark = D.read_video(deg_p)
+    means = dark.mean((1, 2, 3))
+    assert float(means.max() - means.min()) < 0.1 * float(means.mean())
+    assert float((dark[1:] - dark[:-1]).abs().mean()) > 0  # fresh noise per frame
+
+
 @pytest.mark.skipif(not (DATA_ROOT / "clean").is_dir(), reason="shared data not present")
 def test_held_out_photos_never_train() -> None:
     train = set(train_photos())

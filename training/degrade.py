@@ -496,7 +496,11 @@ def _processed_noise(
 
 
 def camera_noise(
-    img: Tensor, gen: torch.Generator, *, shot: tuple[float, float] = (1e-4, 1.2e-2)
+    img: Tensor,
+    gen: torch.Generator,
+    *,
+    shot: tuple[float, float] = (1e-4, 1.2e-2),
+    noise_gen: torch.Generator | None = None,
 ) -> Tensor:
     """Noise as a camera makes it, on 8-bit sRGB output (Brooks et al. 2019).
 
@@ -505,12 +509,14 @@ def camera_noise(
     signal-dependent, spatially and cross-channel correlated noise of real photos.
     Per sample a random camera (:func:`random_camera`) and noise level
     (:func:`noise_levels`, log(shot) uniform over ``shot``). Noise-free, it returns
-    ``img`` (quantised): see :func:`_processed_noise`.
+    ``img`` (quantised): see :func:`_processed_noise`. ``noise_gen`` (default ``gen``)
+    draws the noise alone, so a clip can keep one camera and fresh noise per frame.
     """
     n, dev = img.shape[0], img.device
     cam = random_camera(n, gen, dev)
     shot_lv, read_lv = noise_levels(n, gen, dev, shot=shot)
-    return quantize8(img + _processed_noise(unprocess(img, cam), cam, gen, shot_lv, read_lv))
+    noise = _processed_noise(unprocess(img, cam), cam, noise_gen or gen, shot_lv, read_lv)
+    return quantize8(img + noise)
 
 
 def gaussian_noise(img: Tensor, sigma: float, gen: torch.Generator) -> Tensor:
@@ -569,6 +575,7 @@ def low_light(
     *,
     exposure: tuple[float, float] = (0.025, 0.125),
     shot: tuple[float, float] = (1.1e-3, 1.2e-2),
+    noise_gen: torch.Generator | None = None,
 ) -> Tensor:
     """Low light: a 1/8 to 1/40 exposure (log-uniform) through the same camera model.
 
@@ -578,7 +585,8 @@ def low_light(
     (high-ISO) half of Brooks et al.'s log range. Rendered with the camera's gains and
     tone curve but not re-brightened: the dark, colour-noisy 8-bit frame a camera
     writes. Gains are inverted plainly, not highlight-safely: darkened, a clipped white
-    is no longer at the sensor's clipping point and must stay neutral.
+    is no longer at the sensor's clipping point and must stay neutral. ``noise_gen``:
+    as in :func:`camera_noise`.
     """
     n, dev = img.shape[0], img.device
     cam = random_camera(n, gen, dev)
@@ -586,7 +594,8 @@ def low_light(
     shot_lv, read_lv = noise_levels(n, gen, dev, shot=shot)
     dark = _camera_rgb(img, cam, safe=False) * e
     clean = _render(dark * cam.gains.to(img)[:, :, None, None], cam)
-    return quantize8(clean + _processed_noise(_mosaic(dark), cam, gen, shot_lv, read_lv))
+    noise = _processed_noise(_mosaic(dark), cam, noise_gen or gen, shot_lv, read_lv)
+    return quantize8(clean + noise)
 
 
 def downscale_bicubic(img: Tensor, factor: int = 2) -> Tensor:
@@ -671,19 +680,25 @@ def video_path(
 
 
 def _degrade_frame(
-    frame: Tensor, kind: str, gen: torch.Generator, sub_frames: Tensor | None
+    frame: Tensor,
+    kind: str,
+    gen: torch.Generator,
+    scene: torch.Generator,
+    sub_frames: Tensor | None,
 ) -> Tensor:
+    """One frame of a clip: ``scene`` draws what a clip keeps (camera, exposure, focus),
+    ``gen`` what changes every frame (noise, rain)."""
     if kind == "deblur":
         assert sub_frames is not None
         return linear_to_srgb(srgb_to_linear(sub_frames).mean(0, keepdim=True))
     if kind == "denoise":
-        return camera_noise(frame, gen)
+        return camera_noise(frame, scene, noise_gen=gen)
     if kind == "derain":
         return add_rain(frame, gen)
     if kind == "defocus":
-        return defocus(frame, gen)
+        return defocus(frame, scene)
     if kind == "lowlight":
-        return low_light(frame, gen)
+        return low_light(frame, scene, noise_gen=gen)
     if kind == "superres":
         return downscale_bicubic(frame)
     raise ValueError(f"unknown degradation {kind!r} (known: {', '.join(KINDS)})")
@@ -706,8 +721,9 @@ def make_test_video(
     ``size`` is (width, height). Returns the camera states ``(frames, 4)``
     (``dx, dy, rot, log_zoom`` about the photo centre, see :class:`CameraPath`) so that
     measurements can undo the known motion. Motion blur integrates 9 sub-frames over
-    the shutter interval (half the frame time); the other kinds degrade each frame with
-    fresh randomness (new rain, new noise) while the degradation's kind stays fixed;
+    the shutter interval (half the frame time); the other kinds keep one camera,
+    exposure and focus for the whole clip, as footage does, with fresh rain and noise
+    in every frame;
     ``superres`` writes the degraded clip at half the size (``size`` must be even).
     ``codec`` ``ffv1`` is lossless RGB (bgr0) (``.mkv``); ``libx264`` writes yuv420p, BT.709.
     """
@@ -718,13 +734,16 @@ def make_test_video(
     t = torch.arange(frames, dtype=torch.float32) - (frames - 1) / 2
     states = path.at(t)[0]
     clean = render_path(src, states[None], (h, w))[0]  # (T, 3, h, w)
+    scene_state = torch.Generator().manual_seed(seed + 1).get_state()
     degraded = []
     for k in range(frames):
         sub = None
         if kind == "deblur":
             ts = t[k] + torch.linspace(-0.25, 0.25, 9)
             sub = render_path(src, path.at(ts), (h, w))[0]
-        degraded.append(quantize8(_degrade_frame(clean[k : k + 1], kind, gen, sub)))
+        scene = torch.Generator()
+        scene.set_state(scene_state)  # the same draws every frame
+        degraded.append(quantize8(_degrade_frame(clean[k : k + 1], kind, gen, scene, sub)))
     write_video(out_clean, clean, fps, codec=codec)
     write_video(out_degraded, torch.cat(degraded), fps, codec=codec)
     return states
