@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pipeline.colour import rgb_to_yuv, yuv_to_rgb
 from pipeline.errors import ConfigError, OutputError
@@ -228,6 +229,22 @@ def _tensor(frame: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
 
 
+def _to_reference_size(label: str, video: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``video`` at the reference's size: an integer factor smaller (the input of a
+    super-resolution job) is upscaled bicubically, as the super-resolution benchmarks
+    measure their input; any other size difference is an error."""
+    (_, h, w), (_, rh, rw) = video.shape, ref.shape
+    if (h, w) == (rh, rw):
+        return video
+    if rh % h or rw % w or rh // h != rw // w:
+        raise ConfigError(
+            f"{label} is {w}x{h}, the reference {rw}x{rh}: quality needs the same size "
+            "(or an integer factor smaller, which is upscaled bicubically)"
+        )
+    up = F.interpolate(video[None], size=(rh, rw), mode="bicubic", align_corners=False)[0]
+    return (up.clamp(0, 1) * 255).round() / 255
+
+
 class QualityTable:
     """Per-frame PSNR, SSIM and flicker of each video against the last source, the
     reference. Feed it ``Aligned`` instants in order."""
@@ -240,14 +257,11 @@ class QualityTable:
     def add(self, instant: Aligned) -> None:
         from training.metrics import psnr, ssim
 
-        frames = [_tensor(f) for f in instant.frames]
-        *videos, ref = frames
-        for label, video in zip(self.labels, videos, strict=True):
-            if video.shape != ref.shape:
-                raise ConfigError(
-                    f"{label} is {video.shape[2]}x{video.shape[1]}, the reference "
-                    f"{ref.shape[2]}x{ref.shape[1]}: quality needs the same size"
-                )
+        *videos, ref = [_tensor(f) for f in instant.frames]
+        videos = [
+            _to_reference_size(label, v, ref) for label, v in zip(self.labels, videos, strict=True)
+        ]
+        frames = [*videos, ref]
         row: dict[str, Any] = {"frame": instant.index, "time": float(instant.time)}
         prev = self._previous
         ref_change = float((ref - prev[-1]).abs().mean()) * 255 if prev else None
