@@ -26,7 +26,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pipeline.colour import rgb_to_yuv, yuv_to_rgb
 from pipeline.errors import ConfigError, OutputError
@@ -241,8 +240,9 @@ def _to_reference_size(label: str, video: torch.Tensor, ref: torch.Tensor) -> to
             f"{label} is {w}x{h}, the reference {rw}x{rh}: quality needs the same size "
             "(or an integer factor smaller, which is upscaled bicubically)"
         )
-    up = F.interpolate(video[None], size=(rh, rw), mode="bicubic", align_corners=False)[0]
-    return (up.clamp(0, 1) * 255).round() / 255
+    from training.metrics import bicubic_to
+
+    return bicubic_to(video[None], ref[None])[0]
 
 
 class QualityTable:

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from training.degrade import degrade, gaussian_noise, load_photo, make_test_video, quantize8
 from training.degrade import read_video as read_clip
-from training.metrics import flicker, image_metrics, psnr
+from training.metrics import bicubic_to, flicker, image_metrics, psnr
 from training.splits import derain_pairs, heldout_photos
 
 TASKS = ("derain", "deblur", "denoise", "defocus", "lowlight", "superres")
@@ -142,15 +142,6 @@ def lanczos_upscale(factor: int = 2) -> Restorer:
             a, (a.shape[1] * factor, a.shape[0] * factor), interpolation=cv2.INTER_LANCZOS4
         ),
     )
-
-
-def bicubic_to(x: Tensor, like: Tensor) -> Tensor:
-    """``x`` resized to ``like``'s size (bicubic): the plain upscale a 2x input is judged
-    against."""
-    if x.shape[-2:] == like.shape[-2:]:
-        return x
-    up = F.interpolate(x, size=like.shape[-2:], mode="bicubic", align_corners=False)
-    return quantize8(up.clamp(0, 1))
 
 
 def classical_baselines(task: str, sigma: float) -> dict[str, Restorer]:

@@ -14,7 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from training.degrade import render_path
+from training.degrade import quantize8, render_path
+
+
+def bicubic_to(x: Tensor, like: Tensor) -> Tensor:
+    """``x`` resized to ``like``'s size (bicubic): the plain upscale a 2x input is judged
+    against."""
+    if x.shape[-2:] == like.shape[-2:]:
+        return x
+    up = F.interpolate(x, size=like.shape[-2:], mode="bicubic", align_corners=False)
+    return quantize8(up.clamp(0, 1))
 
 
 def rgb_to_y(x: Tensor) -> Tensor:

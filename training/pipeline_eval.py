@@ -28,8 +28,8 @@ import yaml
 from pipeline.config import load_config
 from pipeline.runner import Pipeline
 from training.degrade import make_test_video, read_video
-from training.evaluate import bicubic_to, print_report
-from training.metrics import flicker, image_metrics
+from training.evaluate import print_report
+from training.metrics import bicubic_to, flicker, image_metrics
 from training.splits import heldout_photos
 
 
