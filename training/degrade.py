@@ -176,8 +176,10 @@ def motion_blur(
     """GoPro-style motion blur: average of sharp sub-frames along a smooth camera path.
 
     ``src`` is a crop larger than ``out_hw`` (margin for the motion). Sub-frames are
-    averaged in linear light; the target is the middle sub-frame (the central crop).
-    Returns ``(blurry, sharp)``.
+    averaged in linear light; the target (the central crop) is the view at the path's
+    mean state, where the blur is centred: a curved path's middle sub-frame lies off
+    that centre in a direction the blurry frame does not show, which no network can
+    learn. Returns ``(blurry, sharp)``.
     """
     n = int(torch.randint(n_sub[0], n_sub[1] + 1, (1,), generator=gen, device=gen.device))
     if n % 2 == 0:  # an odd count has a true middle sub-frame
@@ -191,6 +193,7 @@ def motion_blur(
         device=src.device,
     )
     states = path.at(torch.linspace(-0.5, 0.5, n, device=src.device))
+    states = states - states.mean(1, keepdim=True)
     frames = render_path(srgb_to_linear(src), states, out_hw)
     blurry = linear_to_srgb(frames.mean(1))
     return blurry, center_crop(src, out_hw)
