@@ -165,10 +165,15 @@ def _pipeline_lines(p: dict[str, Any]) -> list[str]:
         *(
             f"| {label} | {p[f'{k}_psnr_y']:.2f} | {p[f'{k}_ssim_y']:.4f} | "
             f"{p[f'{k}_psnr_rgb']:.2f} | {p[f'flicker_{k}']:.2f} |"
-            for k, label in (("input", "degraded input"), ("output", "pipeline output"))
+            for k, label in (
+                ("input", "degraded input"),
+                ("encoded", "degraded input, encoded alone (the config without restore stages)"),
+                ("output", "pipeline output"),
+            )
         ),
         "",
-        f"Gain in Y-PSNR through the pipeline: {p['gain_y_db']:+.2f} dB "
+        f"Gain in Y-PSNR through the pipeline: {p['gain_y_db']:+.2f} dB over the input, "
+        f"{p['gain_over_encoded_y_db']:+.2f} dB over the input through the same encoder "
         f"({p['seconds_per_frame']:.2f} s a frame on this machine). Flicker: mean absolute "
         "difference of consecutive frames after undoing the known camera motion (8-bit units).",
         "",
