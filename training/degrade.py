@@ -182,7 +182,7 @@ def motion_blur(
     learn. Returns ``(blurry, sharp)``.
     """
     n = int(torch.randint(n_sub[0], n_sub[1] + 1, (1,), generator=gen, device=gen.device))
-    if n % 2 == 0:  # an odd count has a true middle sub-frame
+    if n % 2 == 0:  # odd counts only: the draws the held-out sets in the cards were made with
         n += 1
     path = random_blur_path(
         src.shape[0],
