@@ -121,7 +121,7 @@ def measure(
         "frame_gmacs": count_macs(net, FRAME_SHAPE) / 1e9,
     }
     for mode in modes:
-        path = pick_fast_path(device) if mode == "fast" else FastPath(device, None, False)
+        path = pick_fast_path(device, net=net) if mode == "fast" else FastPath(device, None, False)
         t_train = train_step_seconds(build(), path, device)
         t_frame = frame_seconds(build(), path, device)
         row[mode] = {

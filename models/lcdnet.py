@@ -26,6 +26,10 @@ class LCDNet(nn.Module):
     """
 
     arch_name: ClassVar[str] = "lcdnet"
+    #: fp32 on a CPU runs faster in channels_last (AVX2 EPYC, 1280x720: fused lcdnet-s
+    #: 3.21 -> 2.77 s a frame, lcdnet 7% faster; the reference build unchanged). MIRNet
+    #: does not set it: its fp32 inference is 42% slower in channels_last.
+    fp32_channels_last: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -243,7 +243,7 @@ def test_hash_is_stable_and_ignores_placement_only_fields():
 def test_dump_resolved_round_trips():
     cfg = parse_config(BASE, "x.yaml")
     data = dump_resolved(cfg)
-    assert data["stages"][0]["tile"] == {"size": 64, "overlap": 12, "batch": 4}
+    assert data["stages"][0]["tile"] == {"size": 64, "overlap": 12, "batch": None}
     assert data["stages"][1]["inputs"] == ["derain"]
     again = parse_config(yaml.safe_dump(data), "dump.yaml")
     assert again == cfg and config_hash(again) == config_hash(cfg)

@@ -124,7 +124,19 @@ def test_entry_point_plugins_are_listed_then_loaded_on_first_use(monkeypatch):
 def test_restore_params_take_the_card_overlap_unless_given():
     assert _restore().params.tile.overlap == 8
     assert _restore(overlap=4).params.tile.overlap == 4
-    assert _restore().params.tile.size == 512 and _restore().params.tile.batch == 4
+    assert _restore().params.tile.size == 512
+
+
+def test_unset_tile_batch_holds_a_megapixel_and_a_set_one_is_kept():
+    """Four 512x512 tiles a call, but whole 720p frames one at a time (four ran slower)."""
+    tiled, whole, given = _restore(size=512), _restore(size=0), _restore(size=0, batch=3)
+    assert tiled.tile_batch(tiled.tile_grid(1080, 1920)) == 4
+    assert whole.tile_batch(whole.tile_grid(720, 1280)) == 1
+    small = whole.tile_grid(64, 64)
+    pixels = small.tile_shape[0] * small.tile_shape[1]
+    assert whole.tile_batch(small) * pixels <= 1 << 20 < (whole.tile_batch(small) + 1) * pixels
+    assert given.tile_batch(given.tile_grid(720, 1280)) == 3
+    assert whole.describe(720, 1280)["tile_batch"] == 1
 
 
 @torch.inference_mode()

@@ -59,7 +59,7 @@ def model_restorer(model: nn.Module, device: torch.device, precision: str = "aut
     the pipeline's ``precision`` takes on this device, so the numbers are what users get."""
     from models.fast_path import pick_fast_path
 
-    path = pick_fast_path(device, precision)
+    path = pick_fast_path(device, precision, model)
     model = path.prepare(model.eval())
 
     @torch.inference_mode()

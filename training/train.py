@@ -227,8 +227,9 @@ def train(
         device=device,
         codec=cfg["data"]["codec"],
     )
-    path = pick_fast_path(device, cfg["precision"])
-    model = path.prepare(build_network(cfg["model"]))
+    model = build_network(cfg["model"])
+    path = pick_fast_path(device, cfg["precision"], model)
+    model = path.prepare(model)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(cfg["ema"])) if cfg["ema"] else None
     val_pairs = validation_pairs(cfg["task"], cfg["val"]) if cfg["val"]["every"] else []
     criterion = build_loss(cfg["loss"]).to(device)
