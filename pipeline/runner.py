@@ -337,6 +337,8 @@ class Pipeline:
                     totals["corrupt"] += segment.frames_corrupt
                     totals["dropped"] += segment.packets_dropped
                     tracker.advance(segment.frames)
+                if next(fresh, None) is not None:  # drained: the workers' stage times arrive
+                    raise PipelineError("a worker returned more segments than were planned")
             if work is not None and not settings.keep:
                 work.remove()  # the output is published
         except WorkerError as exc:

@@ -71,6 +71,8 @@ def test_segment_mode_equals_inline_frame_for_frame(ray_cluster, clip, reference
     out = tmp_path / "out.mkv"
     summary = Pipeline(parse_config(GRAPH, "g.yaml")).run(clip, out)
     assert summary.mode == "segment" and summary.segments >= 4
+    # the workers' stage times reach the summary (and the report) before they are closed
+    assert set(summary.stage_seconds) == {"smooth"} and summary.stage_seconds["smooth"] > 0
     pts, frames = decoded(out)
     assert pts == reference[0] and len(pts) == 40  # the chunk path's timing, exactly
     for a, b in zip(frames, reference[1], strict=True):
