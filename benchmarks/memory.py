@@ -2,9 +2,12 @@
 than a short one (chunks are bounded in flight, frames never accumulate).
 
     python -m benchmarks.memory [--seconds 10 60] [--size 320x240] [--executor inline]
+                                [--model lcdnet-s-derain]
 
-Each run is a fresh subprocess; its peak RSS comes from getrusage. Prints a table and
-writes benchmarks/results/memory.json.
+Each run is a fresh subprocess; its peak RSS comes from getrusage. ``--model`` restores
+with a shipped network instead of the unsharp mask, so the CPU fast path's kept heap
+(``models.fast_path.keep_freed_memory``) is measured too. Prints a table and writes
+benchmarks/results/memory.json (memory_MODEL.json with ``--model``).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ RESULTS = REPO / "benchmarks" / "results"
 
 GRAPH = """version: 1
 stages:
-  - {{id: sharpen, type: unsharp, amount: 0.4}}
+  - {stage}
 output: {{codec: libx264, crf: 20, preset: ultrafast}}
 execution: {{executor: {executor}, chunk_frames: 16, max_inflight_chunks: 4}}
 """
+UNSHARP = "{id: sharpen, type: unsharp, amount: 0.4}"
 
 
 def make_source(path: Path, seconds: int, width: int, height: int, fps: int) -> None:
@@ -63,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="320x240")
     p.add_argument("--fps", type=int, default=24)
     p.add_argument("--executor", choices=["inline", "ray"], default="inline")
+    p.add_argument("--model", help="a shipped model to restore with (default: unsharp mask)")
     args = p.parse_args(argv)
+    stage = f"{{id: net, type: restore, model: {args.model}}}" if args.model else UNSHARP
     width, height = map(int, args.size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "graph.yaml"
-        config.write_text(GRAPH.format(executor=args.executor))
+        config.write_text(GRAPH.format(executor=args.executor, stage=stage))
         # ru_maxrss of children is a running maximum per parent: each length gets its own
         # parent process so one run never masks another.
         for seconds in sorted(args.seconds, reverse=True):
@@ -101,8 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['seconds']:>7}s {r['frames']:>7} {r['peak_rss_mib']:>13.1f} {r['wall_s']:>7.1f}")
     print(f"peak RSS ratio longest/shortest: {ratio:.3f} (target <= 1.3)")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    record = {"size": args.size, "executor": args.executor, "rows": rows, "ratio": ratio}
-    (RESULTS / "memory.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = {
+        "size": args.size,
+        "executor": args.executor,
+        "model": args.model,
+        "rows": rows,
+        "ratio": ratio,
+    }
+    name = f"memory_{args.model}.json" if args.model else "memory.json"
+    (RESULTS / name).write_text(json.dumps(record, indent=2) + "\n")
     return 0
 
 

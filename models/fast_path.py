@@ -47,7 +47,7 @@ def keep_freed_memory() -> bool:
 
     glibc gives every block above its mmap threshold (32 MiB at most) back to the kernel
     on free, so each forward at video sizes page-faults its activations afresh: lcdnet-s
-    at 1280x720 spent 0.75 s of a 3.5 s frame in the kernel (benchmarks/throughput.py).
+    at 1280x720 spent 0.75 s of a 3.5 s frame in the kernel (getrusage, AVX2 EPYC).
     With mmap off and a 1 GiB trim threshold the heap keeps them. Process-wide, once;
     False where the C library is not glibc (nothing changes there).
     """

@@ -61,6 +61,10 @@ def _plan_axis(length: int, tile: int, overlap: int, multiple: int) -> AxisPlan:
     if 2 * overlap > size:
         raise ValueError(f"tile overlap {overlap} is more than half the tile size {size}")
     n = math.ceil((span - overlap) / (size - overlap))
+    # The fewest tiles of at most ``size``, then the smallest tile (in multiples) that
+    # still covers the span with ``overlap``: full-size tiles spread over 720 rows would
+    # compute 2 x 512 rows for 752 (1080p: 1.9x the frame's pixels; this: 1.35x).
+    size = min(size, _round_up(math.ceil((span + (n - 1) * overlap) / n), multiple))
     free = span - size  # even spacing from 0 to the last position, integer rounding
     starts = tuple((i * free + (n - 1) // 2) // (n - 1) for i in range(n))
     return AxisPlan(length, size, border, span, starts)
@@ -155,8 +159,11 @@ def plan_tiles(
 ) -> TileGrid:
     """The fixed grid for frames of (height, width); ``tile=0`` means one tile per frame.
 
-    ``tile`` is rounded up to ``multiple``; ``overlap`` is the least overlap between
-    neighbouring tiles (tiles are spread evenly, so most overlap a little more).
+    ``tile`` is rounded up to ``multiple`` and is the largest tile: an axis takes the
+    fewest tiles of at most that size, each as small as covering it allows (the frame's
+    pixels are computed as few extra times as the overlap needs). ``overlap`` is the least
+    overlap between neighbouring tiles (tiles are spread evenly, so most overlap a little
+    more).
     """
     if height < 1 or width < 1:
         raise ValueError(f"frame size must be positive, got {height}x{width}")

@@ -88,6 +88,20 @@ def test_grid_covers_frame_with_tiles_of_one_shape():
         assert axis.pad_before == 2  # a quarter of the overlap of reflect context
 
 
+@pytest.mark.parametrize(("h", "w"), [(720, 1280), (1080, 1920), (2160, 3840), (1000, 1000)])
+def test_tiles_are_no_larger_than_covering_the_frame_needs(h, w):
+    """Full 512 tiles spread over 1080p computed 1.9x its pixels (720p 1.7x); tiles shrunk
+    to just cover each axis with the overlap compute at most 1.4x, with the same count."""
+    grid = plan_tiles(h, w, tile=512, overlap=64, multiple=8)
+    th, tw = grid.tile_shape
+    assert th <= 512 and tw <= 512 and th % 8 == 0 and tw % 8 == 0
+    assert grid.tiles_per_frame * th * tw <= 1.4 * h * w
+    for axis, length in ((grid.rows, h), (grid.cols, w)):
+        assert len(axis.starts) == -(-(length + 32 - 64) // (512 - 64))  # fewest tiles
+        assert axis.starts[-1] + axis.tile == axis.padded
+        assert all(64 <= b < 64 + 8 * len(axis.starts) for b, _ in axis.overlaps()[1:])
+
+
 def test_grid_is_identical_between_calls():
     a = plan_tiles(1080, 1920, 512, 64, 8)
     b = plan_tiles(1080, 1920, 512, 64, 8)
