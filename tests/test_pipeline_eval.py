@@ -93,3 +93,38 @@ def test_a_2x_model_is_measured_at_the_clean_size(tmp_path: Path) -> None:
     )  # fmt: skip
     assert report["size"] == "96x64"
     assert report["gain_y_db"] == pytest.approx(0.0, abs=0.5)  # bicubic vs bicubic
+
+
+def test_refresh_remeasures_a_shipped_card_through_the_pipeline(tmp_path: Path, monkeypatch):
+    """When tiling or encoding change, a card's pipeline rows are measured again on the
+    shipped file; its training record and standalone evaluation stay as exported."""
+    import json
+    import shutil
+
+    from training import export, pipeline_eval
+
+    weights = Path(export.WEIGHTS_DIR)
+    for name in ("lcdnet-s-defocus.json", "lcdnet-s-defocus.safetensors"):
+        shutil.copy(weights / name, tmp_path / name)
+    before = json.loads((tmp_path / "lcdnet-s-defocus.json").read_text())
+
+    def small_run(argv: list[str]) -> dict:
+        model = argv[argv.index("--model") + 1]
+        assert Path(model).resolve() == (tmp_path / "lcdnet-s-defocus.safetensors").resolve()
+        report = measure_pipeline(
+            CONFIGS / "defocus.yaml", "defocus", model, clips=1, frames=2, size=(96, 64),
+            photos=[_photo()],
+        )  # fmt: skip
+        return {"command": "python -m training.pipeline_eval (small)", **report}
+
+    monkeypatch.setattr(pipeline_eval, "main", small_run)
+    export.main(["--refresh", "lcdnet-s-defocus", "--pipeline", str(CONFIGS / "defocus.yaml"),
+                 "--out-dir", str(tmp_path)])  # fmt: skip
+    after = json.loads((tmp_path / "lcdnet-s-defocus.json").read_text())
+    assert after["pipeline"]["size"] == "96x64" and "encoded_psnr_y" in after["pipeline"]
+    assert {k: v for k, v in after.items() if k != "pipeline"} == {
+        k: v for k, v in before.items() if k != "pipeline"
+    }
+    card = (tmp_path / "lcdnet-s-defocus.md").read_text()
+    assert "(1 clips x 2 frames, 96x64)" in card and "encoded alone" in card
+    assert before["evaluation"]["command"] in card

@@ -3,6 +3,10 @@
 ``python -m training.export --checkpoint runs/NAME/last.pt --name NAME [--video]
 [--pipeline configs/TASK.yaml]``
 
+``python -m training.export --refresh NAME --pipeline configs/TASK.yaml`` re-measures a
+shipped model through the pipeline only and rewrites its card: for when the pipeline
+(tiling, encoder) changed and the weights did not.
+
 Why in one step: the numbers in a card must be measured on the exact file that ships,
 so the export writes the fp16 weights, then runs :mod:`training.evaluate` on that file
 (recording the standalone command that reproduces it) and, with ``--pipeline``,
@@ -267,11 +271,32 @@ def model_card(
     return "\n".join(lines)
 
 
+def refresh_pipeline(name: str, config: Path, out_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """Re-measure shipped weights through ``config`` and rewrite NAME.json and the card;
+    the training record and the standalone evaluation stay as exported."""
+    meta = out_dir / f"{name}.json"
+    result = json.loads(meta.read_text())
+    weights = os.path.relpath(out_dir / result["weights"])
+    through = pipeline_eval.main(
+        ["--config", str(config), "--task", result["task"], "--model", weights]
+    )
+    result["pipeline"] = through
+    meta.write_text(json.dumps(result, indent=2) + "\n")
+    record = result["training"]
+    card = model_card(name, record, result["evaluation"], result["params"], record["note"], through)
+    (out_dir / f"{name}.md").write_text(card)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """CLI: export weights, measure them, write NAME.json and NAME.md beside them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="training .pt")
-    parser.add_argument("--name", required=True, help="model name, e.g. lcdnet-s-derain")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="training .pt")
+    source.add_argument(
+        "--refresh", metavar="NAME", help="a shipped model: re-measure through --pipeline only"
+    )
+    parser.add_argument("--name", help="model name, e.g. lcdnet-s-derain")
     parser.add_argument("--out-dir", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--video", action="store_true", help="also measure video flicker")
     parser.add_argument(
@@ -284,6 +309,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--note", default="", help="a remark for the card (run history)")
     args = parser.parse_args(argv)
+    if args.refresh:
+        if not args.pipeline:
+            parser.error("--refresh needs --pipeline CONFIG")
+        return refresh_pipeline(args.refresh, args.pipeline, args.out_dir)
+    if not args.name:
+        parser.error("--checkpoint needs --name")
     weights = args.out_dir / f"{args.name}.safetensors"
     record, params = export_weights(args.checkpoint, weights, use_ema=args.weights == "ema")
     eval_argv = ["--model", os.path.relpath(weights), "--task", record["config"]["task"]]
