@@ -63,7 +63,8 @@ def test_report_is_self_contained_and_complete(report: Path) -> None:
     # restored video, infinite for the input itself.
     assert re.search(r"<td>restored</td><td>\d+\.\d+</td>", text)
     assert "<td>input</td><td>inf</td>" in text
-    assert "derain: 4 tiles of 80x80" in text  # 112x88 in 80-pixel tiles: 2 x 2 (overlap)
+    # 112x88 in tiles of at most 80: 2 x 2, each shrunk to just cover it with the overlap
+    assert "derain: 4 tiles of 72x56" in text
 
 
 def test_report_needs_files_and_checks_before_running(tmp_path: Path) -> None:
