@@ -13,7 +13,7 @@ measured in one run so the ratios are comparable.
   "steady": the frames a long job adds per second, from a second run of half the clip
   (extra frames / extra seconds), so Ray's fixed start-up (~10 s on a laptop) and the
   network's build do not count against a film.
-Prints a table and writes benchmarks/results/throughput.json. On a GPU pass
+Prints a table and writes benchmarks/results/throughput_DEVICE.json. On a GPU pass
 ``--device cuda`` and real sizes (e.g. ``--size 1920x1080 --model lcdnet``).
 """
 
