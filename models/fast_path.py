@@ -104,19 +104,19 @@ def pick_fast_path(
     ``fp32_channels_last`` (measured per architecture; NCHW when unset or no ``net``).
     """
     device = torch.device(device)
-    cpu_fp32_layout = bool(getattr(net, "fp32_channels_last", False))
+    cpu_fp32_channels_last = device.type == "cpu" and bool(getattr(net, "fp32_channels_last", 0))
     if precision != "auto":
         if precision not in PRECISIONS:
             raise ValueError(
                 f"unknown precision {precision!r} (known: auto, {', '.join(PRECISIONS)})"
             )
         dtype = PRECISIONS[precision]
-        fp32_layout = device.type == "cuda" or cpu_fp32_layout
-        return FastPath(device, dtype, dtype is not None or fp32_layout)
+        channels_last = dtype is not None or device.type == "cuda" or cpu_fp32_channels_last
+        return FastPath(device, dtype, channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed tile shapes: autotuning pays once
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return FastPath(device, dtype, True)
     if device.type == "cpu" and cpu_has_native_bf16():
         return FastPath(device, torch.bfloat16, True)
-    return FastPath(device, None, device.type == "cpu" and cpu_fp32_layout)
+    return FastPath(device, None, cpu_fp32_channels_last)

@@ -271,15 +271,18 @@ def model_card(
     return "\n".join(lines)
 
 
+def measure_through(config: Path, task: str, weights: Path) -> dict[str, Any]:
+    """The weights file through a pipeline config (:mod:`training.pipeline_eval`)."""
+    argv = ["--config", str(config), "--task", task, "--model", os.path.relpath(weights)]
+    return pipeline_eval.main(argv)
+
+
 def refresh_pipeline(name: str, config: Path, out_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
     """Re-measure shipped weights through ``config`` and rewrite NAME.json and the card;
     the training record and the standalone evaluation stay as exported."""
     meta = out_dir / f"{name}.json"
     result = json.loads(meta.read_text())
-    weights = os.path.relpath(out_dir / result["weights"])
-    through = pipeline_eval.main(
-        ["--config", str(config), "--task", result["task"], "--model", weights]
-    )
+    through = measure_through(config, result["task"], out_dir / result["weights"])
     result["pipeline"] = through
     meta.write_text(json.dumps(result, indent=2) + "\n")
     record = result["training"]
@@ -323,9 +326,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report = evaluate.main(eval_argv)
     through = None
     if args.pipeline:
-        pipe_argv = ["--config", str(args.pipeline), "--task", record["config"]["task"]]
-        pipe_argv += ["--model", os.path.relpath(weights)]
-        through = pipeline_eval.main(pipe_argv)
+        through = measure_through(args.pipeline, record["config"]["task"], weights)
     export_cmd = shlex.join(["python", "-m", "training.export", *(argv or sys.argv[1:])])
     result = {
         "name": args.name,
