@@ -136,7 +136,7 @@ def window_args(sp: argparse.ArgumentParser) -> None:
 
 
 def _window(args: argparse.Namespace) -> Any:
-    from pipeline.window import Window
+    from pipeline.media.window import Window
 
     return Window.from_ffmpeg(args.ss, args.t, args.to, args.crop)
 
@@ -176,10 +176,10 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.batch import is_batch
-    from pipeline.progress import BarReporter, JsonLinesReporter
-    from pipeline.report import ProgressRecorder, ReportInputs, write_report
-    from pipeline.runner import Pipeline
+    from pipeline.run.batch import is_batch
+    from pipeline.run.progress import BarReporter, JsonLinesReporter
+    from pipeline.run.runner import Pipeline
+    from pipeline.show.report import ProgressRecorder, ReportInputs, write_report
 
     pipe = Pipeline.from_yaml(args.config, _overrides(args))
     window = _window(args)
@@ -248,7 +248,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_events: bool) -> int:
     from pathlib import Path
 
-    from pipeline.batch import Batch, expand_inputs, plan_outputs
+    from pipeline.run.batch import Batch, expand_inputs, plan_outputs
 
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
@@ -273,21 +273,21 @@ def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_event
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from pipeline.probe import describe, probe
+    from pipeline.media.probe import describe, probe
 
     _print_json(describe(probe(args.input)))
     return EXIT_OK
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from pipeline.runner import Pipeline
+    from pipeline.run.runner import Pipeline
 
     _print_json(Pipeline.from_yaml(args.config, _overrides(args)).plan(args.input))
     return EXIT_OK
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from pipeline.config import load_config
+    from pipeline.plan.config import load_config
 
     cfg = load_config(args.config, _overrides(args))
     print(f"{args.config}: ok ({len(cfg.stages)} stage(s))")
@@ -310,7 +310,7 @@ def _cmd_models(_: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from pipeline.compare import compare
+    from pipeline.show.compare import compare
 
     result = compare(
         args.videos,
@@ -349,7 +349,7 @@ def _work_kept(args: argparse.Namespace) -> bool:
     """Whether an interrupted ``run`` left work that the same command would resume."""
     from pathlib import Path
 
-    from pipeline.workdir import default_work_dir
+    from pipeline.run.workdir import default_work_dir
 
     if args.command != "run" or args.output == "-":
         return False

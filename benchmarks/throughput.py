@@ -34,8 +34,8 @@ import torch
 from models.checkpoint import save_weights
 from models.fast_path import pick_fast_path
 from models.zoo import build_arch
-from pipeline.config import parse_config
-from pipeline.runner import Pipeline
+from pipeline.plan.config import parse_config
+from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip
 
 REPO = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 
 Frames travel as planar YUV (the stream's own pixel layout, uint8 or uint16): this
 keeps a graph with no stage bit-exact, halves transfer size for 4:2:0 and lets the
-worker do YUV <-> RGB in float (``pipeline.colour``), never squashed through 8 bits.
+worker do YUV <-> RGB in float (``pipeline.media.colour``), never squashed through 8 bits.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 
 import run_pipeline
-from pipeline.config import PipelineConfig, load_config
 from pipeline.errors import PipelineError
+from pipeline.plan.config import PipelineConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 #: The degradation ``training.degrade`` makes for each model task.

@@ -15,8 +15,14 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.encode import planes_to_frame
-from pipeline.probe import MATRIX_NAMES, PRIMARIES_NAMES, RANGE_NAMES, TRANSFER_NAMES, tag_value
+from pipeline.media.encode import planes_to_frame
+from pipeline.media.probe import (
+    MATRIX_NAMES,
+    PRIMARIES_NAMES,
+    RANGE_NAMES,
+    TRANSFER_NAMES,
+    tag_value,
+)
 
 #: Irregular frame durations (ms) cycled through for VFR clips.
 VFR_DURATIONS_MS = (40, 42, 33, 50, 41, 80)

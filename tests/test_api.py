@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ConfigError, InputError, OutputError, PipelineError
-from pipeline.progress import JsonLinesReporter, Progress
-from pipeline.runner import Pipeline, RunSummary
+from pipeline.run.progress import JsonLinesReporter, Progress
+from pipeline.run.runner import Pipeline, RunSummary
 from tests.media_factory import make_clip
 
 REPO = Path(__file__).resolve().parent.parent

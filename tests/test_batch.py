@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import run_pipeline
-from pipeline.batch import RESULTS_NAME, Batch, expand_inputs, is_batch, plan_outputs
-from pipeline.config import parse_config
 from pipeline.errors import ConfigError, InputError
-from pipeline.runner import Pipeline
+from pipeline.plan.config import parse_config
+from pipeline.run.batch import RESULTS_NAME, Batch, expand_inputs, is_batch, plan_outputs
+from pipeline.run.runner import Pipeline
 from tests.media_factory import decoded, make_clip
 from tests.test_segments import GRAPH
 

@@ -14,12 +14,12 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import parse_config
-from pipeline.executors import RayExecutor
-from pipeline.graph import StageGraph
-from pipeline.probe import probe
-from pipeline.runner import Pipeline
-from pipeline.workdir import MANIFEST
+from pipeline.media.probe import probe
+from pipeline.plan.config import parse_config
+from pipeline.plan.graph import StageGraph
+from pipeline.run.executors import RayExecutor
+from pipeline.run.runner import Pipeline
+from pipeline.run.workdir import MANIFEST
 from tests.media_factory import make_clip
 
 pytestmark = pytest.mark.ray

@@ -8,9 +8,9 @@ import pytest
 import torch
 from av.video.reformatter import Interpolation
 
-from pipeline.colour import rgb_to_yuv, yuv_to_rgb
-from pipeline.encode import planes_to_frame
 from pipeline.frames import SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
+from pipeline.media.colour import rgb_to_yuv, yuv_to_rgb
+from pipeline.media.encode import planes_to_frame
 from tests.media_factory import quantize_planes, yuv_fields
 
 MATRICES = ["bt709", "smpte170m", "bt470bg", "bt2020nc"]

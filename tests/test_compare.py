@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.compare import aligned_frames, compare, wipe, wipe_position
 from pipeline.errors import ConfigError
-from pipeline.probe import probe
+from pipeline.media.probe import probe
+from pipeline.show.compare import aligned_frames, compare, wipe, wipe_position
 
 W, H = 64, 48
 

@@ -11,8 +11,8 @@ from torch import nn
 
 import models
 from models import ModelCard
-from pipeline.config import config_hash, dump_resolved, load_config, parse_config
 from pipeline.errors import ConfigError
+from pipeline.plan.config import config_hash, dump_resolved, load_config, parse_config
 from tests.nets import register_test_model
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -166,7 +166,7 @@ def test_model_may_be_a_checkpoint_path(tmp_path):
 
 def test_a_home_relative_checkpoint_is_expanded_once_for_everyone(tmp_path, monkeypatch):
     """Regression: ``~/w.safetensors`` validated (expanded) but ``run`` looked for it literally."""
-    from pipeline.graph import StageGraph
+    from pipeline.plan.graph import StageGraph
 
     monkeypatch.setenv("HOME", str(tmp_path))
     tiny_checkpoint(tmp_path / "w.safetensors")
@@ -348,7 +348,7 @@ def test_too_many_stages_fail_fast():
 def test_topological_order_is_linear():
     """20,000 chained stages sort in well under a second (the old sort was quadratic:
     minutes); ties stay in YAML order, level by level."""
-    from pipeline.config import StageConfig, _topological
+    from pipeline.plan.config import StageConfig, _topological
 
     chain = [
         StageConfig.model_construct(

@@ -11,11 +11,11 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.decode import iter_chunks
-from pipeline.encode import VideoWriter, pick_output_format
 from pipeline.errors import ConfigError
 from pipeline.frames import ColorInfo, VideoFormat
-from pipeline.probe import probe
+from pipeline.media.decode import iter_chunks
+from pipeline.media.encode import VideoWriter, pick_output_format
+from pipeline.media.probe import probe
 from tests.media_factory import SUBTITLE_EVENTS, make_clip
 
 TAGS_709 = {"matrix": "bt709", "range": "tv", "primaries": "bt709", "transfer": "bt709"}

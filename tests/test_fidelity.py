@@ -4,7 +4,7 @@ values per RGB channel, PSNR >= 45 dB at high quality; bit-exact with FFV1) and 
 streams (audio, subtitles, attachments, chapters, metadata, rotation).
 
 Colours are compared in RGB computed from the PyAV-decoded planes with the float
-conversion of ``pipeline.colour`` and each file's own tags (what a player would assume
+conversion of ``pipeline.media.colour`` and each file's own tags (what a player would assume
 when a file has none). swscale's RGB output is not used as the yardstick: its 8-bit and
 10-bit paths disagree by 1.2-1.6 code values on identical pictures, which would drown
 the effect being measured whenever the encoder changes the bit depth.
@@ -24,12 +24,12 @@ import pytest
 import torch
 import yaml
 
-from pipeline.colour import yuv_to_rgb
-from pipeline.config import parse_config
-from pipeline.decode import frame_to_planes
 from pipeline.frames import ColorInfo, VideoFormat
-from pipeline.probe import MATRIX_NAMES, RANGE_NAMES, probe, transport_pix_fmt
-from pipeline.runner import Pipeline, RunSummary
+from pipeline.media.colour import yuv_to_rgb
+from pipeline.media.decode import frame_to_planes
+from pipeline.media.probe import MATRIX_NAMES, RANGE_NAMES, probe, transport_pix_fmt
+from pipeline.plan.config import parse_config
+from pipeline.run.runner import Pipeline, RunSummary
 from tests.media_factory import make_clip
 
 #: Codecs issue 5 promises; a build without one must fail here, not skip quietly.

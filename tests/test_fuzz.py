@@ -25,9 +25,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import parse_config
 from pipeline.errors import InputError, OutputError, PipelineError
-from pipeline.runner import Pipeline
+from pipeline.plan.config import parse_config
+from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip, make_text_file_as_mp4
 
 REPO = Path(__file__).resolve().parent.parent

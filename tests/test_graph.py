@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.config import PipelineConfig, parse_config
-from pipeline.graph import SizeMismatchError, StageGraph
+from pipeline.plan.config import PipelineConfig, parse_config
+from pipeline.plan.graph import SizeMismatchError, StageGraph
 from pipeline.stages import register_stage
 from pipeline.stages.base import Stage, StageParams
 from tests.nets import register_test_model

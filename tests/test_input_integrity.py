@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from pipeline import runner
-from pipeline.config import parse_config
-from pipeline.decode import iter_chunks
 from pipeline.errors import InputError
-from pipeline.probe import probe
-from pipeline.runner import Pipeline
+from pipeline.media.decode import iter_chunks
+from pipeline.media.probe import probe
+from pipeline.plan.config import parse_config
+from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip, make_truncated
 
 PASSTHROUGH = """

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import torch
 
-from pipeline.config import parse_config
-from pipeline.graph import StageGraph
+from pipeline.plan.config import parse_config
+from pipeline.plan.graph import StageGraph
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "rainy_street.mp4"
 

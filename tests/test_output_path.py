@@ -16,9 +16,9 @@ import av
 import pytest
 
 from pipeline import runner
-from pipeline.config import parse_config
 from pipeline.errors import OutputError
-from pipeline.runner import Pipeline
+from pipeline.plan.config import parse_config
+from pipeline.run.runner import Pipeline
 from pipeline.tempfiles import owned_name
 from tests.media_factory import make_clip
 

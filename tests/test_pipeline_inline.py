@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import parse_config
 from pipeline.errors import OutputError, PipelineError
-from pipeline.runner import Pipeline
+from pipeline.plan.config import parse_config
+from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import PipelineConfig, parse_config
 from pipeline.errors import WorkerError
-from pipeline.executors import RayExecutor
-from pipeline.graph import StageGraph
-from pipeline.runner import Pipeline
+from pipeline.plan.config import PipelineConfig, parse_config
+from pipeline.plan.graph import StageGraph
+from pipeline.run.executors import RayExecutor
+from pipeline.run.runner import Pipeline
 from tests.media_factory import decoded, make_clip
 
 pytestmark = pytest.mark.ray
@@ -77,8 +77,8 @@ def test_ray_output_equals_inline_output(ray_cluster, clip: str, tmp_path: Path)
 
 
 def test_in_flight_chunks_are_bounded_and_reordered(ray_cluster, clip: str):
-    from pipeline.decode import iter_chunks
-    from pipeline.probe import probe
+    from pipeline.media.decode import iter_chunks
+    from pipeline.media.probe import probe
 
     cfg = parse_config(GRAPH, "g.yaml")
     info = probe(clip)

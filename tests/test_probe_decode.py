@@ -13,9 +13,9 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.decode import DecodeStats, iter_chunks
 from pipeline.errors import InputError
-from pipeline.probe import describe, probe, transport_pix_fmt
+from pipeline.media.decode import DecodeStats, iter_chunks
+from pipeline.media.probe import describe, probe, transport_pix_fmt
 from tests.media_factory import (
     frame_pts,
     make_audio_only,

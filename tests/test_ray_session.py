@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ray_session import TEMP_PREFIX, processes_using, remove_stale_temp_dirs
+from pipeline.run.ray_session import TEMP_PREFIX, processes_using, remove_stale_temp_dirs
 from tests.media_factory import make_clip
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.progress import Progress
-from pipeline.report import busiest_crop, draw_tile_grid, fps_series
-from pipeline.tiling import plan_tiles
+from pipeline.run.progress import Progress
+from pipeline.show.report import busiest_crop, draw_tile_grid, fps_series
+from pipeline.stages.tiling import plan_tiles
 from tests.media_factory import make_clip
 from tests.test_cli import cli
 

@@ -11,10 +11,10 @@ import torch
 
 from models.checkpoint import CheckpointError, read_state_dict
 from pipeline import executors
-from pipeline.config import parse_config
 from pipeline.errors import ConfigError
 from pipeline.frames import ColorInfo, VideoFormat
-from pipeline.graph import StageGraph
+from pipeline.plan.config import parse_config
+from pipeline.plan.graph import StageGraph
 
 PASSTHROUGH = "version: 1\nstages: []\nexecution: {executor: inline}\n"
 
@@ -151,7 +151,7 @@ def test_containers_that_write_other_files_are_refused(muxer: str):
 @pytest.mark.parametrize("name", ["out.m3u8", "out%03d.png"])
 def test_an_output_name_that_picks_a_multi_file_muxer_is_refused(tmp_path: Path, name: str):
     from pipeline.errors import OutputError
-    from pipeline.runner import Pipeline
+    from pipeline.run.runner import Pipeline
     from tests.media_factory import make_clip
 
     src = make_clip(tmp_path / "in.mkv", frames=3)

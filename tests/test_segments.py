@@ -15,14 +15,14 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.config import parse_config
 from pipeline.errors import ConfigError, ResumableError
-from pipeline.graph import StageGraph
-from pipeline.probe import probe
-from pipeline.runner import Pipeline
-from pipeline.segments import index_packets, plan_segments
-from pipeline.window import Crop, Window
-from pipeline.workdir import LOCK, MANIFEST, WorkDir, default_work_dir
+from pipeline.media.probe import probe
+from pipeline.media.window import Crop, Window
+from pipeline.plan.config import parse_config
+from pipeline.plan.graph import StageGraph
+from pipeline.plan.segments import index_packets, plan_segments
+from pipeline.run.runner import Pipeline
+from pipeline.run.workdir import LOCK, MANIFEST, WorkDir, default_work_dir
 from tests.media_factory import decoded, make_clip
 from tests.test_output_path import dead_pid, owned_by
 
@@ -147,7 +147,7 @@ def test_ctrl_c_keeps_finished_segments_and_the_same_command_resumes(
     """Segment mode writes the output like chunk mode does (a run-owned temporary name,
     published only when whole); Ctrl-C or SIGTERM removes that file and keeps the work."""
     import run_pipeline
-    from pipeline.progress import JsonLinesReporter
+    from pipeline.run.progress import JsonLinesReporter
 
     config = tmp_path / "g.yaml"
     config.write_text(GRAPH)

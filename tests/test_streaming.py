@@ -16,7 +16,7 @@ import av
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.streaming import spooled_input
+from pipeline.media.streaming import spooled_input
 from tests.media_factory import make_clip
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,8 +100,8 @@ def run_with_deadline(target, seconds: float = 60.0) -> list:
 
 def test_a_fifo_input_is_spooled_not_reopened(tmp_path: Path):
     """Regression: ``-i some.fifo`` hung forever (the input is opened three times)."""
-    from pipeline.config import load_config
-    from pipeline.runner import Pipeline
+    from pipeline.plan.config import load_config
+    from pipeline.run.runner import Pipeline
 
     src = make_clip(tmp_path / "in.mkv", frames=10, audio=True)
     fifo = tmp_path / "in.fifo"
@@ -135,7 +135,7 @@ def test_a_spool_left_by_a_killed_run_is_removed(tmp_path: Path, monkeypatch):
     leaves a live run's spool alone)."""
     import tempfile
 
-    from pipeline.streaming import SPOOL_PREFIX
+    from pipeline.media.streaming import SPOOL_PREFIX
     from pipeline.tempfiles import owned_name
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

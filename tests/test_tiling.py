@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.tiling import estimate_tile_memory, plan_tiles, reflect_pad, run_tiled
+from pipeline.stages.tiling import estimate_tile_memory, plan_tiles, reflect_pad, run_tiled
 
 
 def _conv3() -> nn.Module:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.runner import Pipeline
-from pipeline.window import Crop, Window, parse_time
+from pipeline.media.window import Crop, Window, parse_time
+from pipeline.run.runner import Pipeline
 from tests.media_factory import frame_pts, make_clip
 
 REPO = Path(__file__).resolve().parent.parent

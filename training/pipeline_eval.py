@@ -27,8 +27,8 @@ from typing import Any
 import torch
 import yaml
 
-from pipeline.config import load_config
-from pipeline.runner import Pipeline
+from pipeline.plan.config import load_config
+from pipeline.run.runner import Pipeline
 from training.degrade import make_test_video, read_video
 from training.evaluate import print_report
 from training.metrics import bicubic_to, flicker, image_metrics

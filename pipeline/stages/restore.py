@@ -16,7 +16,7 @@ from pipeline.errors import ConfigError
 from pipeline.frames import MAX_DIMENSION
 from pipeline.stages import register_stage
 from pipeline.stages.base import ParamError, Stage, StageParams
-from pipeline.tiling import TileGrid, estimate_tile_memory, plan_tiles, run_tiled
+from pipeline.stages.tiling import TileGrid, estimate_tile_memory, plan_tiles, run_tiled
 
 _CARD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(models.ModelCard)}
 

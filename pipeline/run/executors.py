@@ -14,13 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.actor_pool import ActorPool, WorkItem
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.graph import StageGraph
-from pipeline.ray_session import RaySession, ray_module
-from pipeline.segment_worker import EncodedSegment, SegmentTask, restore_segment
-from pipeline.worker import ChunkRestorer
+from pipeline.plan.graph import StageGraph
+from pipeline.run.actor_pool import ActorPool, WorkItem
+from pipeline.run.ray_session import RaySession, ray_module
+from pipeline.run.segment_worker import EncodedSegment, SegmentTask, restore_segment
+from pipeline.run.worker import ChunkRestorer
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class _RestoreActor:
 
 
 class RayExecutor:
-    """A pool of restore actors on a local or remote Ray cluster (``pipeline.actor_pool``).
+    """A pool of restore actors on a local or remote Ray cluster (``pipeline.run.actor_pool``).
 
     A chunk whose worker dies, or that runs past ``chunk_timeout_s`` (counted from when it
     starts running), is retried on another worker up to ``max_retries`` times; nothing is

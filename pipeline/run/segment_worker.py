@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import av
 import numpy as np
 
-from pipeline.decode import convert_layout, frame_to_planes
-from pipeline.encode import EncodedPacket, EncodeSpec, PacketEncoder
 from pipeline.errors import InputError
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.segments import SegmentPayload
-from pipeline.worker import ChunkRestorer
+from pipeline.media.decode import convert_layout, frame_to_planes
+from pipeline.media.encode import EncodedPacket, EncodeSpec, PacketEncoder
+from pipeline.plan.segments import SegmentPayload
+from pipeline.run.worker import ChunkRestorer
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ needs it), writes the colour tags and display rotation back, and interleaves the
 audio / subtitle / data packets by time as the video packets come out, so memory stays
 flat. A stream the output container cannot hold is transcoded (audio) or dropped, always
 with a warning. The file is written under a temporary name and renamed on ``close()``
-(``pipeline.output_path``).
+(``pipeline.media.output_path``).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any
 import av
 import numpy as np
 
-from pipeline.decode import convert_layout
 from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
-from pipeline.output_options import check_muxer
-from pipeline.output_path import OutputTarget, prepare_output
-from pipeline.probe import (
+from pipeline.media.decode import convert_layout
+from pipeline.media.output_options import check_muxer
+from pipeline.media.output_path import OutputTarget, prepare_output
+from pipeline.media.probe import (
     MATRIX_NAMES,
     PRIMARIES_NAMES,
     RANGE_NAMES,
@@ -42,7 +42,7 @@ from pipeline.probe import (
     open_input,
     tag_value,
 )
-from pipeline.streaming import DEFAULT_STREAM_FORMAT
+from pipeline.media.streaming import DEFAULT_STREAM_FORMAT
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from pipeline.config import SOURCE, PipelineConfig
 from pipeline.errors import ConfigError
+from pipeline.plan.config import SOURCE, PipelineConfig
 from pipeline.stages import get_stage_type
 from pipeline.stages.base import Stage
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
-from pipeline.probe import MediaInfo, check_unchanged, open_input
+from pipeline.media.probe import MediaInfo, check_unchanged, open_input
 
 log = logging.getLogger(__name__)
 

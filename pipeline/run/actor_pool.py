@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import PipelineError, WorkerError
-from pipeline.ray_session import ray_module
+from pipeline.run.ray_session import ray_module
 
 log = logging.getLogger(__name__)
 

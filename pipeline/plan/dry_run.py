@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.chunking import plan_chunks
-from pipeline.config import PipelineConfig, config_hash, dump_resolved
 from pipeline.frames import VideoFormat
-from pipeline.graph import StageGraph
-from pipeline.probe import MediaInfo, describe
+from pipeline.media.probe import MediaInfo, describe
+from pipeline.plan.chunking import plan_chunks
+from pipeline.plan.config import PipelineConfig, config_hash, dump_resolved
+from pipeline.plan.graph import StageGraph
 
 
 def chunk_bytes(fmt: VideoFormat, frames: int) -> int:

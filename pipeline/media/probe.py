@@ -238,7 +238,7 @@ def _color_info(
         # RGB sources are converted to YUV by us, full range, with the matrix we choose.
         got_matrix, got_range = matrix, "pc"
     elif got_matrix in (None, "gbr", "ycgco", "bt2020c"):
-        # Unset, or a matrix pipeline.colour does not implement: use the size default.
+        # Unset, or a matrix pipeline.media.colour does not implement: use the size default.
         if got_matrix is not None:
             log.warning("%s: matrix %s is not supported, using %s", path, got_matrix, matrix)
         guessed.append("matrix")

@@ -24,13 +24,13 @@ import cv2
 import numpy as np
 import yaml
 
-from pipeline.compare import Aligned, QualityTable, aligned_frames, draw_label
-from pipeline.config import dump_resolved
-from pipeline.graph import StageGraph
-from pipeline.plots import fps_plot, stage_plot
-from pipeline.probe import MediaInfo, probe
-from pipeline.progress import Progress, ProgressCallback
-from pipeline.window import Window
+from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.window import Window
+from pipeline.plan.config import dump_resolved
+from pipeline.plan.graph import StageGraph
+from pipeline.run.progress import Progress, ProgressCallback
+from pipeline.show.compare import Aligned, QualityTable, aligned_frames, draw_label
+from pipeline.show.plots import fps_plot, stage_plot
 
 #: Largest before/after crop shown at full resolution (width, height).
 CROP_SIZE = (640, 400)

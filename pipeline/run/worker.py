@@ -11,9 +11,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from pipeline.colour import rgb_to_yuv, yuv_to_rgb
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.graph import StageGraph
+from pipeline.media.colour import rgb_to_yuv, yuv_to_rgb
+from pipeline.plan.graph import StageGraph
 
 #: Frames pushed through the graph at once; bounds activation memory for long chunks.
 FRAMES_PER_STEP = 4

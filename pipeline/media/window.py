@@ -21,11 +21,11 @@ from typing import Any
 import av
 import numpy as np
 
-from pipeline.decode import ChunkReader
-from pipeline.encode import VideoWriter
 from pipeline.errors import ConfigError, InputError
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.probe import MediaInfo
+from pipeline.media.decode import ChunkReader
+from pipeline.media.encode import VideoWriter
+from pipeline.media.probe import MediaInfo
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(s|ms|us)?$")

@@ -19,7 +19,7 @@ from fractions import Fraction
 import av
 
 from pipeline.errors import InputError
-from pipeline.probe import MediaInfo, check_unchanged, open_input
+from pipeline.media.probe import MediaInfo, check_unchanged, open_input
 
 #: How far past a keyframe (in packets) leading pictures are looked for.
 LEADING_WINDOW = 64

@@ -27,12 +27,12 @@ import cv2
 import numpy as np
 import torch
 
-from pipeline.colour import rgb_to_yuv, yuv_to_rgb
 from pipeline.errors import ConfigError, OutputError
 from pipeline.frames import ColorInfo, VideoFormat
-from pipeline.plots import quality_plot
-from pipeline.probe import MediaInfo, probe
-from pipeline.window import Window, parse_time
+from pipeline.media.colour import rgb_to_yuv, yuv_to_rgb
+from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.window import Window, parse_time
+from pipeline.show.plots import quality_plot
 
 #: Frames decoded and converted together (bounds float memory at 4K).
 DECODE_BATCH = 4
@@ -194,7 +194,7 @@ class _VideoOut:
         self.fmt: VideoFormat | None = None
 
     def add(self, rgb: np.ndarray, time: Fraction) -> None:
-        from pipeline.encode import planes_to_frame
+        from pipeline.media.encode import planes_to_frame
 
         height, width = rgb.shape[0] + rgb.shape[0] % 2, rgb.shape[1] + rgb.shape[1] % 2
         if self.stream is None:

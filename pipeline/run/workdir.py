@@ -20,10 +20,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from pipeline.encode import EncodedPacket
 from pipeline.errors import ConfigError
-from pipeline.segment_worker import EncodedSegment
-from pipeline.segments import SegmentSpan
+from pipeline.media.encode import EncodedPacket
+from pipeline.plan.segments import SegmentSpan
+from pipeline.run.segment_worker import EncodedSegment
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
 
 MANIFEST = "manifest.json"

@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
-from pipeline.output_options import check_encoder_options, check_muxer
+from pipeline.media.output_options import check_encoder_options, check_muxer
 from pipeline.stages import get_stage_type
 from pipeline.stages.base import ParamError, StageParams
 
@@ -551,7 +551,7 @@ _PROBE_SIZES = ((720, 1280), (481, 857))
 
 def _check_merge_sizes(cfg: PipelineConfig, source: str, lines: dict[Path_, int]) -> None:
     """Stages that merge several inputs need them the same size; try typical frames."""
-    from pipeline.graph import SizeMismatchError, StageGraph
+    from pipeline.plan.graph import SizeMismatchError, StageGraph
 
     graph = StageGraph.from_config(cfg)
     for h, w in _PROBE_SIZES:

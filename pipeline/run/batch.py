@@ -21,18 +21,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import config_hash
-from pipeline.encode import VideoWriter
 from pipeline.errors import ConfigError, InputError, PipelineError, WorkerError
-from pipeline.graph import StageGraph
-from pipeline.output_path import check_output, prepare_output
-from pipeline.probe import MediaInfo, probe
-from pipeline.progress import Progress, ProgressCallback, ProgressTracker
-from pipeline.runner import Pipeline
-from pipeline.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
-from pipeline.segments import SegmentSpan, iter_payloads
+from pipeline.media.encode import VideoWriter
+from pipeline.media.output_path import check_output, prepare_output
+from pipeline.media.probe import MediaInfo, probe
+from pipeline.plan.config import config_hash
+from pipeline.plan.graph import StageGraph
+from pipeline.plan.segments import SegmentSpan, iter_payloads
+from pipeline.run.progress import Progress, ProgressCallback, ProgressTracker
+from pipeline.run.runner import Pipeline
+from pipeline.run.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
+from pipeline.run.workdir import WorkDir, default_work_dir, input_fingerprint
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
-from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A local instance gets its own temporary folder (Ray's session logs and sockets), removed
 when the job ends. Ray's head processes die with the driver, but its agents lingered for
-about a minute after a SIGKILL; so a small watchdog (``python -m pipeline.ray_session``)
+about a minute after a SIGKILL; so a small watchdog (``python -m pipeline.run.ray_session``)
 waits for the driver and, if it dies without cleaning up, kills every process that still
 has a file open in that folder and removes it. The next job also removes any folder whose
 owner is gone, should the watchdog itself have been killed.
@@ -107,12 +107,12 @@ class RaySession:
             kwargs["_temp_dir"] = self.temp_dir
             # Its own session: a Ctrl-C or SIGKILL of the job's process group spares it.
             subprocess.Popen(
-                [sys.executable, "-m", "pipeline.ray_session", str(os.getpid()), self.temp_dir],
+                [sys.executable, "-m", "pipeline.run.ray_session", str(os.getpid()), self.temp_dir],
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                cwd=Path(__file__).resolve().parent.parent,
+                cwd=Path(__file__).resolve().parents[2],  # the repository root
             )
         # ray.init replaces the driver's SIGTERM handler with one that exits at once (1);
         # an application's own handler (the CLI's: clean up, exit 143) is put back.

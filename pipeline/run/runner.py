@@ -14,27 +14,27 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.config import PipelineConfig, config_hash, load_config
-from pipeline.decode import DecodeStats
-from pipeline.encode import VideoWriter, pick_output_format
 from pipeline.errors import PipelineError, ResumableError, WorkerError
-from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.graph import StageGraph
-from pipeline.output_path import OutputTarget, output_target
-from pipeline.probe import MediaInfo, probe
-from pipeline.progress import ProgressCallback, ProgressTracker
-from pipeline.segment_worker import SegmentSetup, SegmentTask
-from pipeline.segments import (
+from pipeline.media.decode import DecodeStats
+from pipeline.media.encode import VideoWriter, pick_output_format
+from pipeline.media.output_path import OutputTarget, output_target
+from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.streaming import spooled_input
+from pipeline.media.window import Window
+from pipeline.plan.config import PipelineConfig, config_hash, load_config
+from pipeline.plan.graph import StageGraph
+from pipeline.plan.segments import (
     SegmentSpan,
     index_packets,
     iter_payloads,
     plan_segments,
     why_not_segmentable,
 )
-from pipeline.streaming import spooled_input
-from pipeline.window import Window
-from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
+from pipeline.run.executors import InlineExecutor, RayExecutor
+from pipeline.run.progress import ProgressCallback, ProgressTracker
+from pipeline.run.segment_worker import SegmentSetup, SegmentTask
+from pipeline.run.workdir import WorkDir, default_work_dir, input_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Pipeline:
 
     def plan(self, src: str | os.PathLike) -> dict[str, Any]:
         """Dry run: what would happen, without decoding a frame."""
-        from pipeline.planning import describe_plan
+        from pipeline.plan.dry_run import describe_plan
 
         info = probe(src)
         graph = StageGraph.from_config(self.config)
@@ -182,8 +182,8 @@ class Pipeline:
     ) -> RunSummary:
         """Restore ``src`` into ``dst``; ``dst`` appears only when the run succeeded.
 
-        ``"-"`` reads standard input or writes standard output (``pipeline.streaming``).
-        ``window`` restores only a time span and/or a crop (``pipeline.window``); such a
+        ``"-"`` reads standard input or writes standard output (``pipeline.media.streaming``).
+        ``window`` restores only a time span and/or a crop (``pipeline.media.window``); such a
         preview always runs in chunk mode (``segment_plan``).
         In segment mode finished segments are kept in ``work_dir`` (default: beside the
         output) so that the same call after a crash redoes only the rest; ``restart``
@@ -265,7 +265,7 @@ class Pipeline:
         window: Window | None = None,
     ) -> VideoWriter:
         """The output writer this config asks for: it writes ``target``'s temporary file
-        and publishes it on ``close()`` (``pipeline.output_path``); with a ``window``, one
+        and publishes it on ``close()`` (``pipeline.media.output_path``); with a ``window``, one
         that writes only its span, shifted to start at 0."""
         return (window or Window()).writer(
             target,

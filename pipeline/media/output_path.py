@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import OutputError
-from pipeline.streaming import STDOUT_URL, is_stdio
+from pipeline.media.streaming import STDOUT_URL, is_stdio
 from pipeline.tempfiles import owned_name, sweep_stale
 
 
