@@ -287,7 +287,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from pipeline.plan.config import load_config
+    from pipeline.plan.config_loader import load_config
 
     cfg = load_config(args.config, _overrides(args))
     print(f"{args.config}: ok ({len(cfg.stages)} stage(s))")

@@ -22,7 +22,7 @@ import torch
 
 from models.checkpoint import save_weights
 from models.zoo import build_arch
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip
 

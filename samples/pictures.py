@@ -27,7 +27,8 @@ from pathlib import Path
 
 import run_pipeline
 from pipeline.errors import PipelineError
-from pipeline.plan.config import PipelineConfig, load_config
+from pipeline.plan.config import PipelineConfig
+from pipeline.plan.config_loader import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 #: The degradation ``training.degrade`` makes for each model task.

@@ -15,12 +15,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pipeline.media.encode import planes_to_frame
-from pipeline.media.probe import (
+from pipeline.media.planes import (
     MATRIX_NAMES,
     PRIMARIES_NAMES,
     RANGE_NAMES,
     TRANSFER_NAMES,
+    planes_to_frame,
     tag_value,
 )
 

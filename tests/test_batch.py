@@ -13,7 +13,7 @@ import pytest
 
 import run_pipeline
 from pipeline.errors import ConfigError, InputError
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.run.batch import RESULTS_NAME, Batch, expand_inputs, is_batch, plan_outputs
 from pipeline.run.runner import Pipeline
 from tests.media_factory import decoded, make_clip

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline.media.probe import probe
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
 from pipeline.run.executors import RayExecutor
 from pipeline.run.runner import Pipeline

@@ -10,7 +10,7 @@ from av.video.reformatter import Interpolation
 
 from pipeline.frames import SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
 from pipeline.media.colour import rgb_to_yuv, yuv_to_rgb
-from pipeline.media.encode import planes_to_frame
+from pipeline.media.planes import planes_to_frame
 from tests.media_factory import quantize_planes, yuv_fields
 
 MATRICES = ["bt709", "smpte170m", "bt470bg", "bt2020nc"]

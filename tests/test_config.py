@@ -12,7 +12,8 @@ from torch import nn
 import models
 from models import ModelCard
 from pipeline.errors import ConfigError
-from pipeline.plan.config import config_hash, dump_resolved, load_config, parse_config
+from pipeline.plan.config import config_hash, dump_resolved
+from pipeline.plan.config_loader import load_config, parse_config
 from tests.nets import register_test_model
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -14,7 +14,8 @@ import pytest
 from pipeline.errors import ConfigError
 from pipeline.frames import ColorInfo, VideoFormat
 from pipeline.media.decode import iter_chunks
-from pipeline.media.encode import VideoWriter, pick_output_format
+from pipeline.media.mux import VideoWriter
+from pipeline.media.output_format import pick_output_format
 from pipeline.media.probe import probe
 from tests.media_factory import SUBTITLE_EVENTS, make_clip
 

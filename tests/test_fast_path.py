@@ -17,7 +17,7 @@ import models
 from models.checkpoint import read_metadata
 from models.fast_path import FastPath, cpu_has_native_bf16, pick_fast_path
 from models.zoo import build_arch
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.stages.restore import RestoreStage
 from tests.nets import register_test_model
 

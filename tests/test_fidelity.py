@@ -26,9 +26,9 @@ import yaml
 
 from pipeline.frames import ColorInfo, VideoFormat
 from pipeline.media.colour import yuv_to_rgb
-from pipeline.media.decode import frame_to_planes
-from pipeline.media.probe import MATRIX_NAMES, RANGE_NAMES, probe, transport_pix_fmt
-from pipeline.plan.config import parse_config
+from pipeline.media.planes import MATRIX_NAMES, RANGE_NAMES, frame_to_planes
+from pipeline.media.probe import probe, transport_pix_fmt
+from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline, RunSummary
 from tests.media_factory import make_clip
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import InputError, OutputError, PipelineError
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip, make_text_file_as_mp4
 

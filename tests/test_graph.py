@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.plan.config import PipelineConfig, parse_config
+from pipeline.plan.config import PipelineConfig
+from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import SizeMismatchError, StageGraph
 from pipeline.stages import register_stage
 from pipeline.stages.base import Stage, StageParams

@@ -15,7 +15,7 @@ from pipeline import runner
 from pipeline.errors import InputError
 from pipeline.media.decode import iter_chunks
 from pipeline.media.probe import probe
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip, make_truncated
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import torch
 
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "rainy_street.mp4"

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline import runner
 from pipeline.errors import OutputError
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from pipeline.tempfiles import owned_name
 from tests.media_factory import make_clip

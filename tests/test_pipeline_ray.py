@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import WorkerError
-from pipeline.plan.config import PipelineConfig, parse_config
+from pipeline.plan.config import PipelineConfig
+from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
 from pipeline.run.executors import RayExecutor
 from pipeline.run.runner import Pipeline

@@ -13,7 +13,7 @@ from models.checkpoint import CheckpointError, read_state_dict
 from pipeline import executors
 from pipeline.errors import ConfigError
 from pipeline.frames import ColorInfo, VideoFormat
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
 
 PASSTHROUGH = "version: 1\nstages: []\nexecution: {executor: inline}\n"

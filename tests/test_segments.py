@@ -18,7 +18,7 @@ import pytest
 from pipeline.errors import ConfigError, ResumableError
 from pipeline.media.probe import probe
 from pipeline.media.window import Crop, Window
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.segments import index_packets, plan_segments
 from pipeline.run.runner import Pipeline

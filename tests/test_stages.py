@@ -11,7 +11,7 @@ from torch import nn
 
 import pipeline.stages as stages
 from models.fast_path import pick_fast_path
-from pipeline.plan.config import parse_config
+from pipeline.plan.config_loader import parse_config
 from pipeline.stages import available_stages, get_stage_type, register_stage
 from pipeline.stages.base import Stage, StageParams
 from pipeline.stages.classic import MedianStage, ResizeStage, UnsharpStage

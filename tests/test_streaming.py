@@ -100,7 +100,7 @@ def run_with_deadline(target, seconds: float = 60.0) -> list:
 
 def test_a_fifo_input_is_spooled_not_reopened(tmp_path: Path):
     """Regression: ``-i some.fifo`` hung forever (the input is opened three times)."""
-    from pipeline.plan.config import load_config
+    from pipeline.plan.config_loader import load_config
     from pipeline.run.runner import Pipeline
 
     src = make_clip(tmp_path / "in.mkv", frames=10, audio=True)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import yaml
 
-from pipeline.plan.config import load_config
+from pipeline.plan.config_loader import load_config
 from pipeline.run.runner import Pipeline
 from training.degrade import make_test_video, read_video
 from training.evaluate import print_report

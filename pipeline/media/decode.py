@@ -19,14 +19,11 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.frames import Chunk, ColorInfo, VideoFormat
+from pipeline.frames import Chunk
+from pipeline.media.planes import convert_layout, frame_to_planes
 from pipeline.media.probe import MediaInfo, check_unchanged, open_input
 
 log = logging.getLogger(__name__)
-
-#: Source formats whose planes are byte-identical to a transport format (only the range
-#: flag differs, and that is carried in ``ColorInfo``), so they are copied, not converted.
-SAME_LAYOUT = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
 
 
 @dataclass
@@ -45,48 +42,6 @@ class DecodeStats:
         return not (
             self.packets_dropped or self.frames_corrupt or self.read_errors or self.frames_missing
         )
-
-
-def frame_to_planes(frame: av.VideoFrame, fmt: VideoFormat) -> list[np.ndarray]:
-    """Y, U, V of ``frame`` (already in ``fmt.pix_fmt``'s layout) as tight numpy arrays.
-
-    PyAV planes are padded to ``line_size`` bytes per row; the padding is cut off here.
-    """
-    dtype = np.dtype("<u2") if fmt.bit_depth > 8 else np.dtype(np.uint8)
-    out = []
-    for plane, (height, width) in zip(frame.planes, fmt.plane_shapes(), strict=True):
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:height]
-        out.append(rows.view(dtype)[:, :width].astype(fmt.dtype, copy=True))
-    return out
-
-
-def convert_layout(frame: av.VideoFrame, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
-    """Convert only the layout (subsampling, depth, packing) to ``pix_fmt``, not the colours.
-
-    Source and destination get the same explicit matrix and range, so swscale applies no
-    matrix or range change; RGB sources are converted to YUV with ``color``.
-    """
-    source = frame.format.name
-    if source == pix_fmt or SAME_LAYOUT.get(source) == pix_fmt:
-        return frame
-    matrix = {"smpte170m": "ITU601", "bt470bg": "ITU601", "bt2020nc": "BT2020"}.get(
-        color.matrix, "ITU709"
-    )
-    color_range = "JPEG" if color.range == "pc" else "MPEG"
-    if frame.format.is_rgb:
-        return frame.reformat(
-            format=pix_fmt,
-            dst_colorspace=matrix,
-            src_color_range="JPEG",
-            dst_color_range=color_range,
-        )
-    return frame.reformat(
-        format=pix_fmt,
-        src_colorspace=matrix,
-        dst_colorspace=matrix,
-        src_color_range=color_range,
-        dst_color_range=color_range,
-    )
 
 
 class ChunkReader:

@@ -31,6 +31,7 @@ import av
 
 from pipeline.errors import InputError
 from pipeline.frames import MAX_DIMENSION, ColorInfo, VideoFormat
+from pipeline.media.planes import MATRIX_NAMES, PRIMARIES_NAMES, RANGE_NAMES, TRANSFER_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -64,61 +65,6 @@ def fingerprint(path: str) -> tuple[int, int, int, int]:
     """(device, inode, size, mtime in ns): what tells that a file is still the one probed."""
     st = os.stat(path)
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-# FFmpeg's enum values (AVColorSpace, AVColorRange, AVColorPrimaries,
-# AVColorTransferCharacteristic) <-> the names its CLI uses. Unspecified (2 / 0) is absent.
-MATRIX_NAMES = {
-    0: "gbr",
-    1: "bt709",
-    4: "fcc",
-    5: "bt470bg",
-    6: "smpte170m",
-    7: "smpte240m",
-    8: "ycgco",
-    9: "bt2020nc",
-    10: "bt2020c",
-}
-RANGE_NAMES = {1: "tv", 2: "pc"}
-PRIMARIES_NAMES = {
-    1: "bt709",
-    4: "bt470m",
-    5: "bt470bg",
-    6: "smpte170m",
-    7: "smpte240m",
-    8: "film",
-    9: "bt2020",
-    10: "smpte428",
-    11: "smpte431",
-    12: "smpte432",
-    22: "ebu3213",
-}
-TRANSFER_NAMES = {
-    1: "bt709",
-    4: "gamma22",
-    5: "gamma28",
-    6: "smpte170m",
-    7: "smpte240m",
-    8: "linear",
-    9: "log100",
-    10: "log316",
-    11: "iec61966-2-4",
-    12: "bt1361e",
-    13: "iec61966-2-1",
-    14: "bt2020-10",
-    15: "bt2020-12",
-    16: "smpte2084",
-    17: "smpte428",
-    18: "arib-std-b67",
-}
-
-
-def tag_value(table: dict[int, str], name: str) -> int:
-    """FFmpeg enum value for a colour tag name (the inverse of the tables above)."""
-    for value, known in table.items():
-        if known == name:
-            return value
-    raise ValueError(f"unknown colour tag {name!r}; expected one of {sorted(table.values())}")
 
 
 @dataclass

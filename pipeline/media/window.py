@@ -24,7 +24,7 @@ import numpy as np
 from pipeline.errors import ConfigError, InputError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import ChunkReader
-from pipeline.media.encode import VideoWriter
+from pipeline.media.mux import VideoWriter
 from pipeline.media.probe import MediaInfo
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError, InputError, PipelineError, WorkerError
-from pipeline.media.encode import VideoWriter
+from pipeline.media.mux import VideoWriter
 from pipeline.media.output_path import check_output, prepare_output
 from pipeline.media.probe import MediaInfo, probe
 from pipeline.plan.config import config_hash

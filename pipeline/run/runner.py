@@ -17,12 +17,14 @@ from typing import Any
 from pipeline.errors import PipelineError, ResumableError, WorkerError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import DecodeStats
-from pipeline.media.encode import VideoWriter, pick_output_format
+from pipeline.media.mux import VideoWriter
+from pipeline.media.output_format import pick_output_format
 from pipeline.media.output_path import OutputTarget, output_target
 from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.streaming import spooled_input
 from pipeline.media.window import Window
-from pipeline.plan.config import PipelineConfig, config_hash, load_config
+from pipeline.plan.config import PipelineConfig, config_hash
+from pipeline.plan.config_loader import load_config
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.segments import (
     SegmentSpan,

@@ -17,8 +17,8 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.media.decode import convert_layout, frame_to_planes
-from pipeline.media.encode import EncodedPacket, EncodeSpec, PacketEncoder
+from pipeline.media.encoder import EncodedPacket, EncodeSpec, PacketEncoder
+from pipeline.media.planes import convert_layout, frame_to_planes
 from pipeline.plan.segments import SegmentPayload
 from pipeline.run.worker import ChunkRestorer
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.media.encode import EncodedPacket
+from pipeline.media.encoder import EncodedPacket
 from pipeline.plan.segments import SegmentSpan
 from pipeline.run.segment_worker import EncodedSegment
 from pipeline.tempfiles import sweep_stale_writes, write_atomic

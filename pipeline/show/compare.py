@@ -194,7 +194,7 @@ class _VideoOut:
         self.fmt: VideoFormat | None = None
 
     def add(self, rgb: np.ndarray, time: Fraction) -> None:
-        from pipeline.media.encode import planes_to_frame
+        from pipeline.media.planes import planes_to_frame
 
         height, width = rgb.shape[0] + rgb.shape[0] % 2, rgb.shape[1] + rgb.shape[1] % 2
         if self.stream is None:

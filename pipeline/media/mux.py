@@ -12,35 +12,29 @@ with a warning. The file is written under a temporary name and renamed on ``clos
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 import av
-import numpy as np
 
 from pipeline.errors import ConfigError, InputError, OutputError
-from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
-from pipeline.media.decode import convert_layout
+from pipeline.frames import Chunk, VideoFormat
+from pipeline.media.encoder import EncodedPacket, EncodeSpec, add_video_stream, chunk_to_frames
+from pipeline.media.output_format import pick_output_format
 from pipeline.media.output_options import check_muxer
 from pipeline.media.output_path import OutputTarget, prepare_output
-from pipeline.media.probe import (
-    MATRIX_NAMES,
-    PRIMARIES_NAMES,
-    RANGE_NAMES,
-    TRANSFER_NAMES,
-    MediaInfo,
-    assumed_color,
-    check_unchanged,
-    open_input,
-    tag_value,
+from pipeline.media.planes import MATRIX_NAMES, RANGE_NAMES
+from pipeline.media.probe import MediaInfo, assumed_color, check_unchanged, open_input
+from pipeline.media.stream_copy import (
+    TEXT_SUBTITLE_TARGETS,
+    TEXT_SUBTITLES,
+    AudioTranscoder,
+    SubtitleConverter,
 )
 from pipeline.media.streaming import DEFAULT_STREAM_FORMAT
 
@@ -64,10 +58,6 @@ STALE_METADATA = {
 }
 #: Video encoders named in the hint when the container cannot hold the chosen one.
 COMMON_VIDEO_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "ffv1", "prores_ks")
-#: Text subtitle codecs whose events ``_SubtitleConverter`` can read.
-TEXT_SUBTITLES = {"subrip", "text", "ass", "ssa", "mov_text", "webvtt"}
-#: Text subtitle codecs it can write, in order of preference.
-TEXT_SUBTITLE_TARGETS = ("subrip", "mov_text", "webvtt")
 
 
 def _fresh(metadata: dict[str, str]) -> dict[str, str]:
@@ -78,261 +68,12 @@ def _fresh(metadata: dict[str, str]) -> dict[str, str]:
     }
 
 
-def planes_to_frame(planes: Sequence[np.ndarray], pix_fmt: str) -> av.VideoFrame:
-    """An ``av.VideoFrame`` of planar ``pix_fmt`` holding copies of the Y, U, V arrays."""
-    height, width = planes[0].shape
-    frame = av.VideoFrame(width, height, pix_fmt)
-    dtype = np.dtype("<u2") if "p10" in pix_fmt else np.dtype(np.uint8)
-    for plane, data in zip(frame.planes, planes, strict=True):
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
-        view = rows.view(dtype)
-        view[: data.shape[0], : data.shape[1]] = data
-    return frame
-
-
-@lru_cache(maxsize=64)
-def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str, color_range: str) -> bool:
-    """Whether ``codec`` opens at this size, pixel format and range (odd 4:2:0, 8-bit-only
-    builds, MJPEG's full range only)."""
-    try:
-        cc = av.CodecContext.create(codec, "w")
-    except (av.FFmpegError, ValueError) as exc:
-        raise ConfigError(f"unknown video encoder {codec!r}") from exc
-    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
-    cc.color_range = tag_value(RANGE_NAMES, color_range)
-    cc.time_base = Fraction(1, 25)
-    if codec == "libx265":
-        cc.options = {"x265-params": "log-level=none"}
-    try:
-        cc.open()
-    except (av.FFmpegError, ValueError):
-        return False
-    return True
-
-
-def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
-    """Rank a substitute pixel format: same depth first (deeper before shallower), then
-    same chroma resolution (finer before coarser)."""
-    w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
-    depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
-    w_res = 2 - sum(w.chroma_shift)
-    o_res = 2 - sum(o.chroma_shift)
-    chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)
-    return depth, chroma
-
-
-def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = None) -> VideoFormat:
-    """The output format for ``codec``: ``pix_fmt`` (default: the source's) if the encoder
-    takes it at this frame size, else the nearest one it does take, with a warning."""
-    wanted = pix_fmt or src_fmt.pix_fmt
-    if wanted not in SUPPORTED_PIX_FMTS:
-        raise ConfigError(f"output pix_fmt {wanted!r} is not one of {SUPPORTED_PIX_FMTS}")
-    try:
-        offered = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
-    except (av.FFmpegError, ValueError) as exc:
-        raise ConfigError(f"unknown video encoder {codec!r}") from exc
-    candidates = sorted(
-        (f for f in SUPPORTED_PIX_FMTS if f in offered or not offered),
-        key=lambda f: _layout_distance(wanted, f),
-    )
-    for candidate in candidates:
-        if _encoder_accepts(codec, src_fmt.width, src_fmt.height, candidate, src_fmt.color.range):
-            if candidate != wanted:
-                message = (
-                    f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
-                    f"writing {candidate} instead"
-                )
-                warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
-                log.info(message)
-            return replace(src_fmt, pix_fmt=candidate)
-    raise ConfigError(
-        f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height} "
-        f"in range {src_fmt.color.range}"
-    )
-
-
 def _warn(message: str, stacklevel: int = 4) -> None:
     """Tell the user once, as a warning; the log keeps it at info level (at warning level
     the CLI printed every message twice, once from each channel)."""
     # Blame the code that built the VideoWriter (by default through __init__ and a helper).
     warnings.warn(message, stacklevel=stacklevel)
     log.info(message)
-
-
-def _subtitle_text(payload: bytes, codec: str) -> str:
-    """The plain text of one text-subtitle packet (styling dropped)."""
-    if codec == "mov_text":  # tx3g: 16-bit big-endian length, text, then style boxes
-        payload = payload[2 : 2 + int.from_bytes(payload[:2], "big")]
-    text = payload.decode("utf-8", "replace")
-    if codec in ("ass", "ssa"):  # ReadOrder,Layer,Style,Name,MarginL,R,V,Effect,Text
-        text = text.split(",", 8)[-1].replace("\\N", "\n").replace("\\n", "\n")
-        while "{" in text and "}" in text.split("{", 1)[1]:
-            head, rest = text.split("{", 1)
-            text = head + rest.split("}", 1)[1]
-    return text
-
-
-class _SubtitleConverter:
-    """Fallback for text subtitles the container cannot hold: re-wrap the text of each
-    event in a text codec it can (SubRip, mov_text or WebVTT); timing is unchanged."""
-
-    def __init__(self, out: av.container.OutputContainer, source: Any, source_codec: str,
-                 codec: str, metadata: dict[str, str]) -> None:  # fmt: skip
-        self.stream = out.add_mux_stream(codec)
-        self.stream.time_base = source.time_base
-        self.stream.metadata.update(metadata)
-        self.out, self.source_codec, self.codec = out, source_codec, codec
-
-    def feed(self, packet: av.Packet | None) -> None:
-        if packet is None:
-            return
-        text = _subtitle_text(bytes(packet), self.source_codec)
-        if not text:
-            return  # gap fillers (empty mov_text samples); muxers add their own
-        data = text.encode("utf-8")
-        if self.codec == "mov_text":
-            data = len(data).to_bytes(2, "big") + data
-        converted = av.Packet(data)
-        converted.time_base = packet.time_base
-        converted.pts, converted.dts = packet.pts, packet.dts
-        converted.duration = packet.duration
-        converted.stream = self.stream
-        self.out.mux(converted)
-
-
-class _AudioTranscoder:
-    """Fallback for audio the output container cannot hold: decode, resample, re-encode."""
-
-    def __init__(self, out: av.container.OutputContainer, source: Any, codec: str) -> None:
-        src_cc = source.codec_context
-        rate = src_cc.sample_rate or 48000
-        if codec in ("libopus", "opus") and rate not in (8000, 12000, 16000, 24000, 48000):
-            rate = 48000
-        self.stream = out.add_stream(codec, rate=rate, layout=src_cc.layout.name)
-        cc = self.stream.codec_context
-        self.resampler = av.AudioResampler(
-            format=cc.format.name,
-            layout=cc.layout.name,
-            rate=rate,
-            frame_size=cc.frame_size or None,
-        )
-        self.out = out
-
-    def feed(self, packet: av.Packet | None) -> None:
-        frames = packet.decode() if packet is not None else [None]
-        for frame in frames:
-            for resampled in self.resampler.resample(frame):
-                self.out.mux(self.stream.encode(resampled))
-        if packet is None:
-            self.out.mux(self.stream.encode(None))
-
-
-@dataclass(frozen=True)
-class EncodeSpec:
-    """What an encoder needs so that its packets are the output stream's own: segment
-    workers encode with the spec of the writer that muxes their packets."""
-
-    codec: str
-    options: dict[str, str]
-    container_format: str  # its global-header choice decides where stream headers go
-    fmt: VideoFormat
-    time_base: Fraction
-    rate: Fraction
-
-
-def color_tags(fmt: VideoFormat) -> dict[str, int]:
-    """The colour tags written on the codec context and on every frame."""
-    color = fmt.color
-    return {
-        "colorspace": tag_value(MATRIX_NAMES, color.matrix),
-        "color_range": tag_value(RANGE_NAMES, color.range),
-        "color_primaries": tag_value(PRIMARIES_NAMES, color.primaries),
-        "color_trc": tag_value(TRANSFER_NAMES, color.transfer),
-    }
-
-
-def add_video_stream(out: av.container.OutputContainer, spec: EncodeSpec) -> Any:
-    """A video stream on ``out`` encoding as ``spec`` says; ``ValueError`` when the
-    container has no tag for the codec."""
-    options = spec.options
-    params = options.get("x265-params", "")
-    if spec.codec == "libx265" and "log-level" not in params:
-        # x265 prints a banner and its settings to stderr; keep the CLI's one-line output.
-        options = {**options, "x265-params": ":".join(filter(None, [params, "log-level=error"]))}
-    stream = out.add_stream(spec.codec, rate=spec.rate, options=dict(options))
-    stream.width, stream.height = spec.fmt.width, spec.fmt.height
-    stream.pix_fmt = spec.fmt.pix_fmt
-    stream.time_base = spec.time_base
-    cc = stream.codec_context
-    cc.time_base = spec.time_base
-    for attr, value in color_tags(spec.fmt).items():
-        setattr(cc, attr, value)
-    return stream
-
-
-def chunk_to_frames(chunk: Chunk, spec: EncodeSpec) -> Iterator[av.VideoFrame]:
-    """The chunk's frames as ``av.VideoFrame``s in the spec's layout, tags and time base."""
-    fmt = chunk.fmt
-    tags = color_tags(spec.fmt)
-    rescale = chunk.time_base != spec.time_base
-    y, u, v = chunk.planes
-    for i, pts in enumerate(chunk.pts):
-        frame = planes_to_frame((y[i], u[i], v[i]), fmt.pix_fmt)
-        if fmt.pix_fmt != spec.fmt.pix_fmt:
-            frame = convert_layout(frame, spec.fmt.pix_fmt, spec.fmt.color)
-        for attr, value in tags.items():
-            setattr(frame, attr, value)
-        frame.pts = round(pts * chunk.time_base / spec.time_base) if rescale else pts
-        frame.time_base = spec.time_base
-        yield frame
-
-
-@dataclass(frozen=True)
-class EncodedPacket:
-    """One encoded video packet as plain data (it travels back from a worker)."""
-
-    data: bytes
-    pts: int
-    dts: int
-    duration: int
-    time_base: Fraction
-    keyframe: bool
-    frame: bool = True  # False for a packet that carries no picture
-
-    @classmethod
-    def from_packet(cls, packet: av.Packet) -> EncodedPacket:
-        dts = packet.dts if packet.dts is not None else packet.pts
-        return cls(bytes(packet), packet.pts, dts, packet.duration or 0, packet.time_base,
-                   packet.is_keyframe)  # fmt: skip
-
-    def to_packet(self) -> av.Packet:
-        packet = av.Packet(self.data)
-        packet.time_base = self.time_base
-        packet.pts, packet.dts, packet.duration = self.pts, self.dts, self.duration
-        packet.is_keyframe = self.keyframe
-        return packet
-
-
-class PacketEncoder:
-    """Frames to packets with a writer's ``EncodeSpec``, muxing nothing (segment workers)."""
-
-    def __init__(self, spec: EncodeSpec) -> None:
-        self.spec = spec
-        # The container is never written: it only gives the stream the output container's
-        # flags (global headers), so the packets are the ones the writer's stream expects.
-        self._out = av.open(io.BytesIO(), "w", format=spec.container_format)
-        self._stream = add_video_stream(self._out, spec)
-
-    def encode(self, chunk: Chunk) -> list[EncodedPacket]:
-        packets = []
-        for frame in chunk_to_frames(chunk, self.spec):
-            packets += self._stream.encode(frame)
-        return [EncodedPacket.from_packet(p) for p in packets]
-
-    def finish(self) -> tuple[list[EncodedPacket], bytes | None]:
-        """Flush; returns the last packets and the stream headers (extradata)."""
-        packets = [EncodedPacket.from_packet(p) for p in self._stream.encode(None)]
-        return packets, self._stream.codec_context.extradata
 
 
 class VideoWriter:
@@ -478,11 +219,11 @@ class VideoWriter:
                     _warn(f"{label}: {fmt_name} holds no audio; dropped")
                     continue
                 _warn(f"{label}: {fmt_name} cannot hold {info.codec}; transcoding to {codec}")
-                self._copies[info.index] = _AudioTranscoder(self._out, source, codec)
+                self._copies[info.index] = AudioTranscoder(self._out, source, codec)
             elif info.type == "subtitle" and info.codec in TEXT_SUBTITLES and self._text_target():
                 codec = self._text_target()
                 _warn(f"{label}: {fmt_name} cannot hold {info.codec}; converting to {codec}")
-                self._copies[info.index] = _SubtitleConverter(
+                self._copies[info.index] = SubtitleConverter(
                     self._out, source, info.codec, codec, _fresh(info.metadata)
                 )
             else:
@@ -577,7 +318,7 @@ class VideoWriter:
         target = self._copies[packet.stream.index]
         if not packet.size:
             return
-        if isinstance(target, (_AudioTranscoder, _SubtitleConverter)):
+        if isinstance(target, (AudioTranscoder, SubtitleConverter)):
             target.feed(packet)
             return
         packet.stream = target
@@ -592,7 +333,7 @@ class VideoWriter:
             self._mux_video(self._stream.encode(None))
             self._copy_until(math.inf)
             for target in self._copies.values():
-                if isinstance(target, (_AudioTranscoder, _SubtitleConverter)):
+                if isinstance(target, (AudioTranscoder, SubtitleConverter)):
                     target.feed(None)
             self._out.close()
         except av.FFmpegError as exc:

@@ -1,0 +1,82 @@
+"""The output pixel format: the source's where the encoder takes it, else the nearest.
+
+Chosen before a job starts (plan and run ask the same question), so an encoder that
+cannot take the source's layout at this size is known before any frame is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import replace
+from fractions import Fraction
+from functools import lru_cache
+
+import av
+
+from pipeline.errors import ConfigError
+from pipeline.frames import SUPPORTED_PIX_FMTS, VideoFormat
+from pipeline.media.planes import RANGE_NAMES, tag_value
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=64)
+def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str, color_range: str) -> bool:
+    """Whether ``codec`` opens at this size, pixel format and range (odd 4:2:0, 8-bit-only
+    builds, MJPEG's full range only)."""
+    try:
+        cc = av.CodecContext.create(codec, "w")
+    except (av.FFmpegError, ValueError) as exc:
+        raise ConfigError(f"unknown video encoder {codec!r}") from exc
+    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    cc.color_range = tag_value(RANGE_NAMES, color_range)
+    cc.time_base = Fraction(1, 25)
+    if codec == "libx265":
+        cc.options = {"x265-params": "log-level=none"}
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
+    """Rank a substitute pixel format: same depth first (deeper before shallower), then
+    same chroma resolution (finer before coarser)."""
+    w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
+    depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
+    w_res = 2 - sum(w.chroma_shift)
+    o_res = 2 - sum(o.chroma_shift)
+    chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)
+    return depth, chroma
+
+
+def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = None) -> VideoFormat:
+    """The output format for ``codec``: ``pix_fmt`` (default: the source's) if the encoder
+    takes it at this frame size, else the nearest one it does take, with a warning."""
+    wanted = pix_fmt or src_fmt.pix_fmt
+    if wanted not in SUPPORTED_PIX_FMTS:
+        raise ConfigError(f"output pix_fmt {wanted!r} is not one of {SUPPORTED_PIX_FMTS}")
+    try:
+        offered = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
+    except (av.FFmpegError, ValueError) as exc:
+        raise ConfigError(f"unknown video encoder {codec!r}") from exc
+    candidates = sorted(
+        (f for f in SUPPORTED_PIX_FMTS if f in offered or not offered),
+        key=lambda f: _layout_distance(wanted, f),
+    )
+    for candidate in candidates:
+        if _encoder_accepts(codec, src_fmt.width, src_fmt.height, candidate, src_fmt.color.range):
+            if candidate != wanted:
+                message = (
+                    f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
+                    f"writing {candidate} instead"
+                )
+                warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
+                log.info(message)
+            return replace(src_fmt, pix_fmt=candidate)
+    raise ConfigError(
+        f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height} "
+        f"in range {src_fmt.color.range}"
+    )
