@@ -176,7 +176,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.run.batch import is_batch
+    from pipeline.plan.batch_inputs import is_batch
     from pipeline.run.progress import BarReporter, JsonLinesReporter
     from pipeline.run.runner import Pipeline
     from pipeline.show.report import ProgressRecorder, ReportInputs, write_report
@@ -248,7 +248,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_events: bool) -> int:
     from pathlib import Path
 
-    from pipeline.run.batch import Batch, expand_inputs, plan_outputs
+    from pipeline.plan.batch_inputs import expand_inputs, plan_outputs
+    from pipeline.run.batch import Batch
 
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():

@@ -13,8 +13,10 @@ import pytest
 
 import run_pipeline
 from pipeline.errors import ConfigError, InputError
+from pipeline.plan.batch_inputs import expand_inputs, is_batch, plan_outputs
 from pipeline.plan.config_loader import parse_config
-from pipeline.run.batch import RESULTS_NAME, Batch, expand_inputs, is_batch, plan_outputs
+from pipeline.run.batch import Batch
+from pipeline.run.batch_results import RESULTS_NAME
 from pipeline.run.runner import Pipeline
 from tests.media_factory import decoded, make_clip
 from tests.test_segments import GRAPH

@@ -10,7 +10,6 @@ output still there) and resumes the rest from their work directories.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -21,154 +20,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, InputError, PipelineError, WorkerError
+from pipeline.errors import InputError, PipelineError, WorkerError
 from pipeline.media.mux import VideoWriter
 from pipeline.media.output_path import check_output, prepare_output
 from pipeline.media.probe import MediaInfo, probe
 from pipeline.plan.config import config_hash
 from pipeline.plan.graph import StageGraph
-from pipeline.plan.segments import SegmentSpan, iter_payloads
+from pipeline.plan.segments import SegmentSpan
+from pipeline.run.batch_results import RESULTS_NAME, BatchSummary, FileResult
 from pipeline.run.progress import Progress, ProgressCallback, ProgressTracker
 from pipeline.run.runner import Pipeline
+from pipeline.run.segment_job import SegmentJob
 from pipeline.run.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
 from pipeline.run.workdir import WorkDir, default_work_dir, input_fingerprint
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
 
 log = logging.getLogger(__name__)
-
-#: Files a folder input contributes (by extension, not recursive).
-VIDEO_EXTENSIONS = frozenset(
-    [
-        ".mp4",
-        ".mkv",
-        ".mov",
-        ".avi",
-        ".webm",
-        ".m4v",
-        ".mpg",
-        ".mpeg",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".mxf",
-        ".wmv",
-        ".flv",
-        ".y4m",
-        ".nut",
-    ]
-)
-#: A list file names one input per line (blank lines and ``#`` comments skipped).
-LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list"})
-RESULTS_NAME = "restore-results.json"
-
-
-def _is_pattern(spec: str) -> bool:
-    return any(c in spec for c in "*?[")
-
-
-def is_batch(specs: Sequence[str]) -> bool:
-    """Several inputs, a folder, a glob pattern or a list file make a batch."""
-    if len(specs) != 1:
-        return True
-    spec = specs[0]
-    path = Path(spec)
-    if spec == "-":
-        return False
-    return path.is_dir() or (not path.exists() and _is_pattern(spec)) or _is_list(path)
-
-
-def _is_list(path: Path) -> bool:
-    return path.suffix.lower() in LIST_EXTENSIONS and path.is_file()
-
-
-def expand_inputs(specs: Sequence[str]) -> list[Path]:
-    """Files named by ``specs`` (files, folders, glob patterns, list files), in order,
-    each once."""
-    found: list[Path] = []
-    for spec in specs:
-        path = Path(spec).expanduser()
-        if spec == "-":
-            raise ConfigError("standard input cannot be part of a batch")
-        if path.is_dir():
-            found += sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
-            )
-        elif _is_list(path):
-            lines = path.read_text().splitlines()
-            names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
-            found += [(path.parent / n).expanduser() for n in names]
-        elif path.exists():
-            found.append(path)
-        elif _is_pattern(spec):
-            found += sorted(
-                Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file()
-            )
-        else:
-            raise InputError(f"{spec}: no such file or folder")
-    unique: dict[str, Path] = {}
-    for p in found:
-        unique.setdefault(os.path.abspath(p), p)
-    if not unique:
-        raise InputError(f"no input files in {' '.join(specs)}")
-    return list(unique.values())
-
-
-def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """Each input's output: the same file name inside ``out_dir``."""
-    jobs, seen = [], {}
-    for src in inputs:
-        dst = out_dir / src.name
-        if dst.name in seen:
-            raise ConfigError(
-                f"{src} and {seen[dst.name]} would both be written to {dst}; rename one"
-            )
-        seen[dst.name] = src
-        jobs.append((src, dst))
-    return jobs
-
-
-@dataclass
-class FileResult:
-    """One row of the results table."""
-
-    input: str
-    output: str
-    status: str  # done | skipped (finished by an earlier run) | failed
-    exit_code: int = 0
-    frames: int = 0
-    seconds: float = 0.0
-    error: str | None = None
-    mode: str = ""
-    segments_reused: int = 0
-    fingerprint: str | None = None
-    config_hash: str | None = None
-
-
-@dataclass
-class BatchSummary:
-    files: list[FileResult]
-    wall_s: float
-    results_path: str
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every file succeeded, else the worst file's exit code."""
-        return max((f.exit_code for f in self.files), default=0)
-
-    def table(self) -> str:
-        rows = [("file", "status", "frames", "seconds", "output")]
-        for f in self.files:
-            status = f.status if f.error is None else f"{f.status} ({f.exit_code}): {f.error}"
-            rows.append((Path(f.input).name, status, str(f.frames), f"{f.seconds:.1f}", f.output))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join(
-            "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
-            for r in rows
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"wall_s": self.wall_s, "exit_code": self.exit_code,
-                "files": [asdict(f) for f in self.files]}  # fmt: skip
 
 
 @dataclass
@@ -182,8 +49,7 @@ class _File:
     spans: list[SegmentSpan] = field(default_factory=list)
     work: WorkDir | None = None
     writer: VideoWriter | None = None
-    ready: set[int] = field(default_factory=set)  # segments kept in the work directory
-    next_span: int = 0
+    job: SegmentJob | None = None
     started: float = 0.0
 
     @property
@@ -335,12 +201,12 @@ class Batch:
             setup = SegmentSetup(f.writer.spec, f.info.video.fmt,
                                  self.pipeline.output_format(f.info, graph),
                                  config.execution.chunk_frames)  # fmt: skip
-            shared = config.execution.shared_storage
-            for payload in iter_payloads(f.info, f.spans, frozenset(f.ready), shared):
+            assert f.job is not None
+            for task in f.job.tasks(setup, config.execution.shared_storage, f.src.name):
                 if not f.open:
                     return  # it failed meanwhile
-                owners.append((f, payload.span.index))
-                yield SegmentTask(setup, payload, label=f.src.name)
+                owners.append((f, task.payload.span.index))
+                yield task
 
         def tasks() -> Iterator[SegmentTask]:
             """Round robin over a window of files, so a short file never waits for a long
@@ -359,7 +225,7 @@ class Batch:
 
         try:
             for number, segment, error in executor.map_segments_unordered(tasks()):
-                f, index = owners[number]
+                f, _ = owners[number]
                 if not f.open:
                     continue
                 if error is not None:
@@ -367,7 +233,7 @@ class Batch:
                     tracker.file_done()
                     continue
                 assert segment is not None
-                self._keep(f, index, segment, tracker)
+                self._keep(f, segment, tracker)
         finally:
             executor.close()
         for f in queued:
@@ -382,8 +248,6 @@ class Batch:
             f.work = WorkDir.open(default_work_dir(f.dst), fingerprint=f.result.fingerprint or "",
                                   config_hash=self.config_hash, spans=f.spans,
                                   restart=self.restart)  # fmt: skip
-            f.ready = f.work.finished()
-            f.result.segments_reused = len(f.ready)
             f.result.mode = "segment"
             # Checked again: the folder may have changed since the batch began.
             target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])
@@ -393,6 +257,8 @@ class Batch:
             except BaseException:
                 target.discard()
                 raise
+            f.job = SegmentJob(f.info, f.spans, f.writer, f.work, tracker)
+            f.result.segments_reused = len(f.job.reused)
             self._mux_ready(f, tracker)
         except PipelineError as exc:
             self._fail(f, exc)
@@ -400,13 +266,10 @@ class Batch:
             return False
         return f.open
 
-    def _keep(
-        self, f: _File, index: int, segment: EncodedSegment, tracker: ProgressTracker
-    ) -> None:
-        assert f.work is not None
+    def _keep(self, f: _File, segment: EncodedSegment, tracker: ProgressTracker) -> None:
+        assert f.job is not None
         try:
-            f.work.save(segment)
-            f.ready.add(index)
+            f.job.keep(segment)
             self._mux_ready(f, tracker)
         except (PipelineError, OSError) as exc:
             self._fail(f, exc if isinstance(exc, PipelineError) else InputError(str(exc)))
@@ -414,14 +277,10 @@ class Batch:
 
     def _mux_ready(self, f: _File, tracker: ProgressTracker) -> None:
         """Mux the file's kept segments that are next in order; publish it when complete."""
-        assert f.work is not None and f.writer is not None
-        while f.next_span < len(f.spans) and f.next_span in f.ready:
-            segment = f.work.load(f.next_span)
-            f.writer.mux_encoded(segment.packets, segment.extradata)
-            f.result.frames += segment.frames
-            tracker.advance(segment.frames)
-            f.next_span += 1
-        if f.next_span == len(f.spans):
+        assert f.job is not None and f.work is not None and f.writer is not None
+        f.job.mux_ready()
+        f.result.frames = f.job.frames
+        if f.job.complete:
             f.writer.close()
             f.writer = None
             if self.keep_work:

@@ -29,13 +29,13 @@ from pipeline.plan.graph import StageGraph
 from pipeline.plan.segments import (
     SegmentSpan,
     index_packets,
-    iter_payloads,
     plan_segments,
     why_not_segmentable,
 )
 from pipeline.run.executors import InlineExecutor, RayExecutor
 from pipeline.run.progress import ProgressCallback, ProgressTracker
-from pipeline.run.segment_worker import SegmentSetup, SegmentTask
+from pipeline.run.segment_job import SegmentJob
+from pipeline.run.segment_worker import SegmentSetup
 from pipeline.run.workdir import WorkDir, default_work_dir, input_fingerprint
 
 log = logging.getLogger(__name__)
@@ -300,47 +300,30 @@ class Pipeline:
                 spans=spans,
                 restart=settings.restart,
             )
-        reused = work.finished() if work else set()
         frames_total = sum(s.frames for s in spans)
-        frames_reused = sum(s.frames for s in spans if s.index in reused)
-        if reused:
-            log.warning(
-                "resuming: reused %d of %d segments (%d of %d frames) from %s",
-                len(reused), len(spans), frames_reused, frames_total, work.path if work else "",
-            )  # fmt: skip
         tracker = ProgressTracker(frames_total, on_progress)
         t0 = time.monotonic()
-        totals = {"frames": 0, "corrupt": 0, "dropped": 0}
         executor: RayExecutor | None = None
         try:
             with self.writer(target, info, out_fmt) as writer:
+                job = SegmentJob(info, spans, writer, work, tracker)
+                if job.reused:
+                    log.warning(
+                        "resuming: reused %d of %d segments (%d of %d frames) from %s",
+                        len(job.reused), len(spans), job.frames_reused, frames_total,
+                        work.path if work else "",
+                    )  # fmt: skip
                 chunk_frames = self.config.execution.chunk_frames
                 setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
-                todo = [s for s in spans if s.index not in reused]
+                todo = [s for s in spans if s.index not in job.reused]
                 executor = self.ray_executor(graph, out_fmt) if todo else None
-                shared = self.config.execution.shared_storage
-                payloads = iter_payloads(info, spans, frozenset(reused), shared)
-                fresh = (
-                    executor.map_segments(SegmentTask(setup, p) for p in payloads)
-                    if executor is not None
-                    else iter(())
-                )
-                for span in spans:
-                    if span.index in reused and work is not None:
-                        segment = work.load(span.index)
-                    else:
-                        segment = next(fresh)
-                        if work is not None:
-                            work.save(segment)
-                    if segment.index != span.index or segment.frames != span.frames:
-                        raise PipelineError(f"segment {segment.index} arrived for {span.index}")
-                    writer.mux_encoded(segment.packets, segment.extradata)
-                    totals["frames"] += segment.frames
-                    totals["corrupt"] += segment.frames_corrupt
-                    totals["dropped"] += segment.packets_dropped
-                    tracker.advance(segment.frames)
-                if next(fresh, None) is not None:  # drained: the workers' stage times arrive
-                    raise PipelineError("a worker returned more segments than were planned")
+                job.mux_ready()
+                if executor is not None:
+                    shared = self.config.execution.shared_storage
+                    for segment in executor.map_segments(job.tasks(setup, shared)):
+                        job.keep(segment)  # drained: the workers' stage times arrive
+                if not job.complete:
+                    raise PipelineError("the workers stopped before the last segment")
             if work is not None and not settings.keep:
                 work.remove()  # the output is published
         except WorkerError as exc:
@@ -360,18 +343,18 @@ class Pipeline:
         return RunSummary(
             output=target.path,
             frames_in=frames_total,
-            frames_out=totals["frames"],
-            frames_corrupt=totals["corrupt"],
-            packets_dropped=totals["dropped"],
+            frames_out=job.frames,
+            frames_corrupt=job.frames_corrupt,
+            packets_dropped=job.packets_dropped,
             wall_s=wall,
-            fps=(totals["frames"] - frames_reused) / wall if wall > 0 else 0.0,
+            fps=(job.frames - job.frames_reused) / wall if wall > 0 else 0.0,
             stage_seconds=stats.stage_seconds if stats else {},
             retries=stats.retries if stats else 0,
             workers=stats.workers if stats else 0,
             mode="segment",
             segments=len(spans),
-            segments_reused=len(reused),
-            frames_reused=frames_reused,
+            segments_reused=len(job.reused),
+            frames_reused=job.frames_reused,
             bytes_moved=stats.bytes_moved if stats else 0,
         )
 
