@@ -13,7 +13,8 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.media.probe import probe
-from pipeline.show.compare import aligned_frames, compare, wipe, wipe_position
+from pipeline.show.alignment import aligned_frames
+from pipeline.show.compare import compare, wipe, wipe_position
 
 W, H = 64, 48
 

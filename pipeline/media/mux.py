@@ -29,7 +29,8 @@ from pipeline.media.output_format import pick_output_format
 from pipeline.media.output_options import check_muxer
 from pipeline.media.output_path import OutputTarget, prepare_output
 from pipeline.media.planes import MATRIX_NAMES, RANGE_NAMES
-from pipeline.media.probe import MediaInfo, assumed_color, check_unchanged, open_input
+from pipeline.media.probe import MediaInfo, check_unchanged, open_input
+from pipeline.media.stream_colour import assumed_color
 from pipeline.media.stream_copy import (
     TEXT_SUBTITLE_TARGETS,
     TEXT_SUBTITLES,

@@ -13,11 +13,8 @@ clean footage does).
 
 from __future__ import annotations
 
-import csv
-import math
 import os
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,85 +26,16 @@ import torch
 
 from pipeline.errors import ConfigError, OutputError
 from pipeline.frames import ColorInfo, VideoFormat
-from pipeline.media.colour import rgb_to_yuv, yuv_to_rgb
-from pipeline.media.probe import MediaInfo, probe
-from pipeline.media.window import Window, parse_time
-from pipeline.show.plots import quality_plot
+from pipeline.media.colour import rgb_to_yuv
+from pipeline.media.probe import probe
+from pipeline.media.window import parse_time
+from pipeline.show.alignment import Aligned, aligned_frames
+from pipeline.show.quality import QualityTable
 
-#: Frames decoded and converted together (bounds float memory at 4K).
-DECODE_BATCH = 4
 #: Seconds for the wipe's divider to cross the frame and come back.
 WIPE_PERIOD_S = 4.0
 VIDEO_EXTS = (".mp4", ".mkv", ".mov")
 IMAGE_EXTS = (".png",)
-
-
-@dataclass
-class Aligned:
-    """One instant: the first video's frame ``index`` at ``time`` and every video's frame."""
-
-    index: int
-    time: Fraction
-    frames: list[np.ndarray]  # HWC uint8 RGB, one per source, in the given order
-
-
-def rgb_frames(
-    info: MediaInfo, window: Window | None = None
-) -> Iterator[tuple[Fraction, np.ndarray]]:
-    """(seconds since the first frame, HWC uint8 RGB) of every frame, in order."""
-    window = (window or Window()).fitted(info)
-    with window.reader(info, DECODE_BATCH) as chunks:
-        first: Fraction | None = None
-        for chunk in chunks:
-            planes = [torch.from_numpy(p.astype(np.int32)) for p in chunk.planes]
-            rgb = yuv_to_rgb(planes, chunk.fmt).clamp_(0, 1).mul_(255).round_()
-            batch = rgb.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-            for pts, frame in zip(chunk.pts, batch, strict=True):
-                time = pts * chunk.time_base
-                first = time if first is None else first
-                yield time - first, frame
-
-
-class _Cursor:
-    """Walks one video's frames forward to the one nearest a requested time."""
-
-    def __init__(self, frames: Iterator[tuple[Fraction, np.ndarray]]) -> None:
-        self.frames = frames
-        self.current = next(frames, None)
-        self.following = next(frames, None)
-
-    def at(self, time: Fraction, tolerance: Fraction) -> np.ndarray | None:
-        while self.following is not None and abs(self.following[0] - time) <= abs(
-            self.current[0] - time  # type: ignore[index]
-        ):
-            self.current, self.following = self.following, next(self.frames, None)
-        if self.current is None or abs(self.current[0] - time) > tolerance:
-            return None
-        return self.current[1]
-
-
-def aligned_frames(
-    infos: Sequence[MediaInfo], windows: Sequence[Window | None] | None = None
-) -> Iterator[Aligned]:
-    """The first video's frames, each with the other videos' frames nearest in time."""
-    windows = list(windows) if windows is not None else [None] * len(infos)
-    rate = infos[0].video.avg_rate or Fraction(25)
-    tolerance = 1 / (2 * Fraction(rate))
-    master = rgb_frames(infos[0], windows[0])
-    others = [_Cursor(rgb_frames(i, w)) for i, w in zip(infos[1:], windows[1:], strict=True)]
-    skipped = 0
-    for index, (time, frame) in enumerate(master):
-        matched = [cursor.at(time, tolerance) for cursor in others]
-        if any(m is None for m in matched):
-            skipped += 1
-            continue
-        yield Aligned(index, time, [frame, *matched])  # type: ignore[list-item]
-    if skipped:
-        warnings.warn(
-            f"{skipped} frame(s) of {infos[0].path} had no frame within half a frame "
-            "in another video; skipped",
-            stacklevel=2,
-        )
 
 
 # -- pictures -------------------------------------------------------------------------
@@ -221,90 +149,6 @@ class _VideoOut:
         for packet in self.stream.encode(None):
             self.box.mux(packet)
         self.box.close()
-
-
-# -- numbers --------------------------------------------------------------------------
-def _tensor(frame: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(frame).permute(2, 0, 1).float() / 255
-
-
-def _to_reference_size(label: str, video: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """``video`` at the reference's size: an integer factor smaller (the input of a
-    super-resolution job) is upscaled bicubically, as the super-resolution benchmarks
-    measure their input; any other size difference is an error."""
-    (_, h, w), (_, rh, rw) = video.shape, ref.shape
-    if (h, w) == (rh, rw):
-        return video
-    if rh % h or rw % w or rh // h != rw // w:
-        raise ConfigError(
-            f"{label} is {w}x{h}, the reference {rw}x{rh}: quality needs the same size "
-            "(or an integer factor smaller, which is upscaled bicubically)"
-        )
-    from training.metrics import bicubic_to
-
-    return bicubic_to(video[None], ref[None])[0]
-
-
-class QualityTable:
-    """Per-frame PSNR, SSIM and flicker of each video against the last source, the
-    reference. Feed it ``Aligned`` instants in order."""
-
-    def __init__(self, labels: Sequence[str]) -> None:
-        self.labels = list(labels)
-        self.rows: list[dict[str, Any]] = []
-        self._previous: list[torch.Tensor] | None = None
-
-    def add(self, instant: Aligned) -> None:
-        from training.metrics import psnr, ssim
-
-        *videos, ref = [_tensor(f) for f in instant.frames]
-        videos = [
-            _to_reference_size(label, v, ref) for label, v in zip(self.labels, videos, strict=True)
-        ]
-        frames = [*videos, ref]
-        row: dict[str, Any] = {"frame": instant.index, "time": float(instant.time)}
-        prev = self._previous
-        ref_change = float((ref - prev[-1]).abs().mean()) * 255 if prev else None
-        for i, (label, video) in enumerate(zip(self.labels, videos, strict=True)):
-            row[f"{label}_psnr"] = psnr(video, ref)
-            row[f"{label}_ssim"] = ssim(video, ref)
-            change = float((video - prev[i]).abs().mean()) * 255 if prev else None
-            row[f"{label}_flicker"] = (
-                None if change is None or ref_change is None else change - ref_change
-            )
-        self.rows.append(row)
-        self._previous = frames
-
-    def means(self) -> dict[str, dict[str, float]]:
-        """Per label: mean PSNR (finite frames), SSIM and flicker over the frames."""
-        out = {}
-        for label in self.labels:
-            out[label] = {}
-            for measure in ("psnr", "ssim", "flicker"):
-                values = [r[f"{label}_{measure}"] for r in self.rows]
-                values = [v for v in values if v is not None]
-                finite = [v for v in values if math.isfinite(v)]
-                # Identical frames have infinite PSNR: the mean of the rest says more.
-                mean = sum(finite) / len(finite) if finite else math.nan
-                out[label][measure] = max(values) if values and not finite else mean
-        return out
-
-    def format(self) -> str:
-        """The means as a small text table."""
-        lines = [f"{'video':24} {'PSNR dB':>8} {'SSIM':>7} {'flicker':>8}"]
-        for label, m in self.means().items():
-            lines.append(f"{label:24} {m['psnr']:8.2f} {m['ssim']:7.4f} {m['flicker']:+8.2f}")
-        return "\n".join(lines)
-
-    def write_csv(self, path: str | os.PathLike) -> None:
-        keys = list(self.rows[0]) if self.rows else ["frame", "time"]
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-
-    def plot(self) -> bytes:
-        return quality_plot(self.rows, self.labels)
 
 
 # -- the command ----------------------------------------------------------------------

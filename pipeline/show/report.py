@@ -29,8 +29,10 @@ from pipeline.media.window import Window
 from pipeline.plan.config import dump_resolved
 from pipeline.plan.graph import StageGraph
 from pipeline.run.progress import Progress, ProgressCallback
-from pipeline.show.compare import Aligned, QualityTable, aligned_frames, draw_label
+from pipeline.show.alignment import Aligned, aligned_frames
+from pipeline.show.compare import draw_label
 from pipeline.show.plots import fps_plot, stage_plot
+from pipeline.show.quality import QualityTable
 
 #: Largest before/after crop shown at full resolution (width, height).
 CROP_SIZE = (640, 400)
