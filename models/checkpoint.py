@@ -5,16 +5,11 @@ Reads the authors' published ``.pth`` formats (a dict holding ``state_dict`` or
 checkpoint cannot execute code, and the project's own safetensors files (stored fp16,
 loaded into an fp32 model). Loading is strict: a wrong or damaged checkpoint raises
 :class:`CheckpointError` naming the missing, unexpected and mis-shaped keys.
-
-Convert an official checkpoint into the project's format::
-
-    python -m models.checkpoint model_denoising.pth --arch mirnet_v1 \
-        --out models/weights/mirnet-v1-denoise.safetensors
+Converting an official checkpoint is ``python -m models.convert``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -154,20 +149,3 @@ def save_weights(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Convert a published checkpoint into a project safetensors file (validated first)."""
-    from models.zoo import build_arch
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--arch", required=True, help="architecture or preset, e.g. mirnet_v1")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    model = load_checkpoint(build_arch(args.arch), args.checkpoint)
-    print(save_weights(model, args.out, metadata={"converted_from": args.checkpoint.name}))
-
-
-if __name__ == "__main__":
-    main()

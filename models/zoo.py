@@ -77,7 +77,7 @@ MIRNET_S_NOTE = (
 def _mirnet_note(arch: str, task: str, name: str) -> str:
     return (
         f"The authors' published {MIRNET_TASKS[task]} checkpoint, loaded unchanged. Convert it "
-        f"with: python -m models.checkpoint <checkpoint.pth> --arch {arch} "
+        f"with: python -m models.convert <checkpoint.pth> --arch {arch} "
         f"--out models/weights/{name}.safetensors. Global pooling and attention make tiles "
         "context-dependent: keep the tile overlap generous."
     )

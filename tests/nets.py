@@ -17,8 +17,8 @@ from pydantic import Field
 from torch import nn
 
 import models
-from pipeline.stages import available_stages, register_stage
 from pipeline.stages.base import Stage, StageParams
+from pipeline.stages.registry import available_stages, register_stage
 
 
 class TinyNet(nn.Module):

@@ -10,7 +10,8 @@ import torch
 from safetensors import safe_open
 
 from models import CheckpointError, create_model
-from models.checkpoint import load_checkpoint, main, read_metadata, save_weights
+from models.checkpoint import load_checkpoint, read_metadata, save_weights
+from models.convert import main
 from models.lcdnet import PRESETS, LCDNet
 from models.mirnet_v1 import MIRNetV1
 

@@ -13,8 +13,8 @@ from torch import nn
 from pipeline.plan.config import PipelineConfig
 from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import SizeMismatchError, StageGraph
-from pipeline.stages import register_stage
 from pipeline.stages.base import Stage, StageParams
+from pipeline.stages.registry import register_stage
 from tests.nets import register_test_model
 
 

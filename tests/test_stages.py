@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import pipeline.stages as stages
+import pipeline.stages.registry as stages
 from models.fast_path import pick_fast_path
 from pipeline.plan.config_loader import parse_config
-from pipeline.stages import available_stages, get_stage_type, register_stage
 from pipeline.stages.base import Stage, StageParams
 from pipeline.stages.classic import MedianStage, ResizeStage, UnsharpStage
+from pipeline.stages.registry import available_stages, get_stage_type, register_stage
 from pipeline.stages.restore import RestoreParams, RestoreStage
 from tests.nets import register_test_model
 

@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 from pipeline.media.output_options import check_encoder_options, check_muxer
-from pipeline.stages import get_stage_type
 from pipeline.stages.base import StageParams
+from pipeline.stages.registry import get_stage_type
 
 #: The name stages use in ``inputs`` for the decoded frames.
 SOURCE = "source"

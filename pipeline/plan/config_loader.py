@@ -25,8 +25,8 @@ from pydantic import (
 from pipeline.errors import ConfigError
 from pipeline.plan.config import HEADER_KEYS, GraphError, Path_, PipelineConfig
 from pipeline.plan.graph import SizeMismatchError, StageGraph
-from pipeline.stages import get_stage_type
 from pipeline.stages.base import ParamError
+from pipeline.stages.registry import get_stage_type
 
 #: Values a YAML document (or ``--set`` value) may expand to, aliases counted each time
 #: they are used: an alias nest grows exponentially, a real config has a few hundred.

@@ -14,8 +14,8 @@ import torch
 
 from pipeline.errors import ConfigError
 from pipeline.plan.config import SOURCE, PipelineConfig
-from pipeline.stages import get_stage_type
 from pipeline.stages.base import Stage
+from pipeline.stages.registry import get_stage_type
 
 
 class SizeMismatchError(ConfigError):

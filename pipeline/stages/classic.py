@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.frames import MAX_DIMENSION
-from pipeline.stages import register_stage
 from pipeline.stages.base import Stage, StageParams
+from pipeline.stages.registry import register_stage
 from pipeline.stages.tiling import reflect_pad
 
 #: Elements the median stage unfolds at once (bounds its memory to ~256 MB float32).

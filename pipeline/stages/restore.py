@@ -14,8 +14,8 @@ import models
 from models.fast_path import pick_fast_path
 from pipeline.errors import ConfigError
 from pipeline.frames import MAX_DIMENSION
-from pipeline.stages import register_stage
 from pipeline.stages.base import ParamError, Stage, StageParams
+from pipeline.stages.registry import register_stage
 from pipeline.stages.tiling import TileGrid, estimate_tile_memory, plan_tiles, run_tiled
 
 _CARD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(models.ModelCard)}
@@ -49,7 +49,7 @@ def _check_shipped(name: str) -> None:
         if "published" in card.notes:
             hint = (
                 "convert the authors' published checkpoint with `python -m "
-                f"models.checkpoint FILE.pth --arch {card.arch} --out "
+                f"models.convert FILE.pth --arch {card.arch} --out "
                 f"models/weights/{card.weights}`"
             )
         raise ParamError(
