@@ -281,9 +281,7 @@ def test_demo_config_runs_with_shipped_weights():
 def test_unshipped_mirnet_weights_error_says_how_to_convert(monkeypatch):
     monkeypatch.setattr(ModelCard, "weights_available", property(lambda card: False))
     text = "version: 1\nstages: [{id: d, type: restore, model: mirnet-v2-denoise}]\n"
-    with pytest.raises(
-        ConfigError, match=r"python -m models\.convert FILE\.pth --arch mirnet_v2"
-    ):
+    with pytest.raises(ConfigError, match=r"python -m models\.convert FILE\.pth --arch mirnet_v2"):
         parse_config(text, "x.yaml")
 
 

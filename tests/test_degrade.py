@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from training import degrade as D
+from training.degrade.camera import _inverse_smoothstep
 from training.metrics import flicker, psnr
 from training.splits import DATA_ROOT, heldout_photos, is_held_out, train_photos
 
@@ -160,7 +161,7 @@ def test_gaussian_noise_level() -> None:
 
 def _linear(x: torch.Tensor) -> torch.Tensor:
     """Undo tone curve and gamma: back to light, where raw noise and exposure are linear."""
-    return D.srgb_to_linear(D._inverse_smoothstep(x))
+    return D.srgb_to_linear(_inverse_smoothstep(x))
 
 
 def _grey(level: float, n: int = 8, size: tuple[int, int] = (64, 64)) -> torch.Tensor:
