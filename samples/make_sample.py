@@ -4,7 +4,7 @@
         --photo ../shared/data/clean/budgie_backgrounds/beacon-street-sunset.jpg
 
 The clip exists so ``make demo`` has something real to restore on any machine. It is
-made by the project's own degradation code (training/degrade.py) and muxed with an AAC
+made by the project's own degradation code (training/degrade/) and muxed with an AAC
 tone so the demo also shows audio passing through untouched. The photo is CC0-1.0
 (BuddiesOfBudgie/budgie-backgrounds) and is in the training pool: the demo shows the
 pipeline working, it is not a held-out measurement. ``--clean-out`` writes the same pan

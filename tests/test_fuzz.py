@@ -272,7 +272,7 @@ def enospc(*args: object) -> None:
 def test_full_disk_is_an_output_error_and_leaves_nothing(seeds, tmp_path, monkeypatch, where):
     """The disk fills part-way through the packets, while writing the trailer (index,
     cues), or when the finished file is moved into place: exit 2, nothing left."""
-    from pipeline import output_path
+    from pipeline.media import output_path
 
     calls = collections.Counter()
     real_mux = av.container.OutputContainer.mux

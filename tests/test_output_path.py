@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import pytest
 
-from pipeline import runner
+from pipeline.plan import job
 from pipeline.errors import OutputError
 from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
@@ -63,7 +63,7 @@ def no_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     def probe(path):
         raise AssertionError(f"{path} was probed: the output should have been refused first")
 
-    monkeypatch.setattr(runner, "probe", probe)
+    monkeypatch.setattr(job, "probe", probe)
 
 
 @pytest.mark.parametrize("kind", ["old-style", "dead-owner"])
@@ -116,7 +116,7 @@ def test_an_output_that_is_a_directory_is_refused_before_any_work(clip, tmp_path
 
 
 def test_a_failed_rename_leaves_no_temporary_file(clip, tmp_path, monkeypatch):
-    from pipeline import output_path
+    from pipeline.media import output_path
 
     def refuse(src, dst):
         raise PermissionError(13, "Permission denied", dst)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, read_state_dict
-from pipeline import executors
+from pipeline.run import executors
 from pipeline.errors import ConfigError
 from pipeline.frames import ColorInfo, VideoFormat
 from pipeline.plan.config_loader import parse_config

@@ -20,6 +20,7 @@ from pipeline.media.probe import probe
 from pipeline.media.window import Crop, Window
 from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
+from pipeline.plan.job import segment_plan
 from pipeline.plan.segments import index_packets, plan_segments
 from pipeline.run.runner import Pipeline
 from pipeline.run.workdir import LOCK, MANIFEST, WorkDir, default_work_dir
@@ -231,11 +232,11 @@ def test_workers_may_read_segments_from_shared_storage(ray_cluster, clip, refere
 def test_a_preview_takes_chunks_even_when_segments_are_asked_for(clip: str):
     pipe = Pipeline(parse_config(GRAPH, "g.yaml", ["execution.mode=segment"]))
     info, graph = probe(clip), StageGraph.from_config(pipe.config)
-    assert pipe.segment_plan(info, graph) is not None
+    assert segment_plan(pipe.config, info, graph) is not None
     for window in (Window.from_ffmpeg("0.2", t="0.5"), Window(crop=Crop(32, 32, 0, 0))):
         with pytest.warns(UserWarning, match="-ss/-t/-to/--crop preview"):
-            assert pipe.segment_plan(info, graph, window) is None
-    assert pipe.segment_plan(info, graph, Window()) is not None  # the whole video
+            assert segment_plan(pipe.config, info, graph, window) is None
+    assert segment_plan(pipe.config, info, graph, Window()) is not None  # the whole video
 
 
 @pytest.mark.ray

@@ -23,9 +23,10 @@ from typing import Any
 from pipeline.errors import InputError, PipelineError, WorkerError
 from pipeline.media.mux import VideoWriter
 from pipeline.media.output_path import check_output, prepare_output
-from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.probe import MediaInfo
 from pipeline.plan.config import config_hash
 from pipeline.plan.graph import StageGraph
+from pipeline.plan.job import JobPlan, plan_job
 from pipeline.plan.segments import SegmentSpan
 from pipeline.run.batch_results import RESULTS_NAME, BatchSummary, FileResult
 from pipeline.run.progress import Progress, ProgressCallback, ProgressTracker
@@ -46,6 +47,7 @@ class _File:
     dst: Path
     result: FileResult
     info: MediaInfo | None = None
+    job_plan: JobPlan | None = None
     spans: list[SegmentSpan] = field(default_factory=list)
     work: WorkDir | None = None
     writer: VideoWriter | None = None
@@ -126,8 +128,9 @@ class Batch:
                     result.status, result.frames = "skipped", int(old.get("frames", 0))
                     continue
                 check_output(dst, overwrite=self.overwrite, inputs=[src])
-                f.info = probe(src)
-                f.spans = self.pipeline.segment_plan(f.info, graph) or []
+                f.job_plan = plan_job(self.pipeline.config, src, graph)
+                f.info = f.job_plan.info
+                f.spans = f.job_plan.spans or []
             except (PipelineError, OSError) as exc:
                 self._fail(f, exc if isinstance(exc, PipelineError) else InputError(str(exc)))
         queued = [f for f in files if f.open and f.spans]
@@ -189,17 +192,16 @@ class Batch:
 
     def _run_queue(self, queued: list[_File], graph: StageGraph, tracker: ProgressTracker) -> None:
         config = self.pipeline.config
-        first = queued[0].info
+        first = queued[0].job_plan
         assert first is not None
-        executor = self.pipeline.ray_executor(graph, self.pipeline.output_format(first, graph))
+        executor = self.pipeline.ray_executor(graph, first.out_fmt)
         owners: list[tuple[_File, int]] = []  # task number -> (file, segment index)
 
         def file_tasks(f: _File) -> Iterator[SegmentTask]:
-            if not self._open_file(f, graph, tracker):
+            if not self._open_file(f, tracker):
                 return
-            assert f.info is not None and f.writer is not None
-            setup = SegmentSetup(f.writer.spec, f.info.video.fmt,
-                                 self.pipeline.output_format(f.info, graph),
+            assert f.job_plan is not None and f.writer is not None
+            setup = SegmentSetup(f.writer.spec, f.job_plan.info.video.fmt, f.job_plan.out_fmt,
                                  config.execution.chunk_frames)  # fmt: skip
             assert f.job is not None
             for task in f.job.tasks(setup, config.execution.shared_storage, f.src.name):
@@ -240,7 +242,7 @@ class Batch:
             if f.open:
                 self._fail(f, PipelineError("the shared queue stopped before this file ended"))
 
-    def _open_file(self, f: _File, graph: StageGraph, tracker: ProgressTracker) -> bool:
+    def _open_file(self, f: _File, tracker: ProgressTracker) -> bool:
         """Open the file's work directory and writer when its first segment is queued."""
         assert f.info is not None
         f.started = time.monotonic()
@@ -252,8 +254,8 @@ class Batch:
             # Checked again: the folder may have changed since the batch began.
             target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])
             try:
-                out_fmt = self.pipeline.output_format(f.info, graph)
-                f.writer = self.pipeline.writer(target, f.info, out_fmt)
+                assert f.job_plan is not None
+                f.writer = self.pipeline.writer(target, f.job_plan)
             except BaseException:
                 target.discard()
                 raise

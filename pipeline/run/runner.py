@@ -18,20 +18,13 @@ from pipeline.errors import PipelineError, ResumableError, WorkerError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import DecodeStats
 from pipeline.media.mux import VideoWriter
-from pipeline.media.output_format import pick_output_format
 from pipeline.media.output_path import OutputTarget, output_target
-from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.streaming import spooled_input
 from pipeline.media.window import Window
 from pipeline.plan.config import PipelineConfig, config_hash
 from pipeline.plan.config_loader import load_config
 from pipeline.plan.graph import StageGraph
-from pipeline.plan.segments import (
-    SegmentSpan,
-    index_packets,
-    plan_segments,
-    why_not_segmentable,
-)
+from pipeline.plan.job import JobPlan, plan_job
 from pipeline.run.executors import InlineExecutor, RayExecutor
 from pipeline.run.progress import ProgressCallback, ProgressTracker
 from pipeline.run.segment_job import SegmentJob
@@ -78,34 +71,13 @@ class Pipeline:
     def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> Pipeline:
         return cls(load_config(path, overrides))
 
-    def output_format(self, info: MediaInfo, graph: StageGraph) -> VideoFormat:
-        src = info.video.fmt
-        height, width = graph.output_size(src.height, src.width)
-        out = self.config.output
-        return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt)
-
-    def encoder_options(self) -> dict[str, str]:
-        out = self.config.output
-        options = {k: str(v) for k, v in out.options.items()}
-        if out.crf is not None:
-            options.setdefault("crf", str(out.crf))
-        if out.preset is not None:
-            options.setdefault("preset", str(out.preset))
-        return options
-
-    def dropped_stream_types(self) -> frozenset[str]:
-        out = self.config.output
-        modes = {"audio": out.audio, "subtitle": out.subtitles}
-        return frozenset(kind for kind, mode in modes.items() if mode == "drop")
-
     def plan(self, src: str | os.PathLike) -> dict[str, Any]:
         """Dry run: what would happen, without decoding a frame."""
         from pipeline.plan.dry_run import describe_plan
 
-        info = probe(src)
-        graph = StageGraph.from_config(self.config)
-        plan = describe_plan(self.config, info, graph, self.output_format(info, graph))
-        spans = self.segment_plan(info, graph)
+        job = plan_job(self.config, src)
+        plan = describe_plan(self.config, job.info, job.graph, job.out_fmt)
+        spans = job.spans
         plan["mode"] = "segment" if spans is not None else "chunk"
         if spans is not None:
             sizes = [s.frames for s in spans]
@@ -141,34 +113,6 @@ class Pipeline:
         executor = self._executor(graph, out_fmt, ray=True)
         assert isinstance(executor, RayExecutor)
         return executor
-
-    def segment_plan(
-        self, info: MediaInfo, graph: StageGraph, window: Window | None = None
-    ) -> list[SegmentSpan] | None:
-        """The segment plan when this job runs in segment mode, else None (chunk mode).
-
-        A trimmed or cropped run (a preview, ``window``) always takes chunks: the driver
-        cuts the span frame-exactly and crops the planes before any stage runs, which a
-        segment worker's keyframe-aligned cut does not do.
-        """
-        ex = self.config.execution
-        if ex.executor != "ray" or graph.is_identity or ex.mode == "chunk":
-            return None
-        reason = None
-        if window is not None and not window.is_whole:
-            reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
-        elif graph.temporal_radius:
-            reason = "temporal stages need context frames across segment boundaries"
-        else:
-            index = index_packets(info)
-            reason = why_not_segmentable(index)
-        if reason:
-            if ex.mode == "segment":
-                message = f"cannot cut {info.path} into segments ({reason}); using chunks"
-                warnings.warn(message, stacklevel=3)
-            log.info("chunk mode: %s", reason)
-            return None
-        return plan_segments(index, ex.segment_seconds)
 
     def run(
         self,
@@ -209,24 +153,19 @@ class Pipeline:
         work: _WorkSettings,
         window: Window,
     ) -> RunSummary:
-        info = probe(src)
-        window = window.fitted(info)
-        view = window.view(info)  # what the stages see: cropped, frames of the span
-        graph = StageGraph.from_config(self.config)
-        out_fmt = self.output_format(view, graph)
-        spans = self.segment_plan(info, graph, window)
-        if spans is not None:
-            return self._run_segments(info, graph, out_fmt, spans, target, on_progress, work)
-        chunks = window.reader(info, self.config.execution.chunk_frames)
-        tracker = ProgressTracker(view.video.frame_count, on_progress)
+        job = plan_job(self.config, src, window=window)
+        if job.spans is not None:
+            return self._run_segments(job, target, on_progress, work)
+        chunks = job.window.reader(job.info, self.config.execution.chunk_frames)
+        tracker = ProgressTracker(job.view.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0
-        executor = self._executor(graph, out_fmt)
+        executor = self._executor(job.graph, job.out_fmt)
         try:
             # The writer encodes under a temporary name and renames only on a clean exit.
             with (
                 chunks,
-                self.writer(target, info, out_fmt, window) as writer,
+                self.writer(target, job) as writer,
             ):
                 for chunk in _in_order(executor.map(chunks)):
                     writer.write(chunk)
@@ -259,38 +198,31 @@ class Pipeline:
             bytes_moved=executor.stats.bytes_moved,
         )
 
-    def writer(
-        self,
-        target: OutputTarget,
-        info: MediaInfo,
-        out_fmt: VideoFormat,
-        window: Window | None = None,
-    ) -> VideoWriter:
+    def writer(self, target: OutputTarget, job: JobPlan) -> VideoWriter:
         """The output writer this config asks for: it writes ``target``'s temporary file
-        and publishes it on ``close()`` (``pipeline.media.output_path``); with a ``window``, one
-        that writes only its span, shifted to start at 0."""
-        return (window or Window()).writer(
+        and publishes it on ``close()`` (``pipeline.media.output_path``); with a trimmed
+        ``job.window``, one that writes only its span, shifted to start at 0."""
+        return job.window.writer(
             target,
-            info,
-            out_fmt,
+            job.info,
+            job.out_fmt,
             codec=self.config.output.codec,
-            options=self.encoder_options(),
+            options=job.options,
             container_format=self.config.output.format,
-            drop=self.dropped_stream_types(),
+            drop=job.drop,
         )
 
     def _run_segments(
         self,
-        info: MediaInfo,
-        graph: StageGraph,
-        out_fmt: VideoFormat,
-        spans: list[SegmentSpan],
+        job: JobPlan,
         target: OutputTarget,
         on_progress: ProgressCallback | None,
         settings: _WorkSettings,
     ) -> RunSummary:
         """Segment mode: workers decode, restore and encode segments; the driver keeps each
         finished one in the work directory and muxes them in order."""
+        info, out_fmt, spans = job.info, job.out_fmt, job.spans
+        assert spans is not None
         work = None
         if settings.path is not None:
             work = WorkDir.open(
@@ -305,24 +237,24 @@ class Pipeline:
         t0 = time.monotonic()
         executor: RayExecutor | None = None
         try:
-            with self.writer(target, info, out_fmt) as writer:
-                job = SegmentJob(info, spans, writer, work, tracker)
-                if job.reused:
+            with self.writer(target, job) as writer:
+                segments = SegmentJob(info, spans, writer, work, tracker)
+                if segments.reused:
                     log.warning(
                         "resuming: reused %d of %d segments (%d of %d frames) from %s",
-                        len(job.reused), len(spans), job.frames_reused, frames_total,
+                        len(segments.reused), len(spans), segments.frames_reused, frames_total,
                         work.path if work else "",
                     )  # fmt: skip
                 chunk_frames = self.config.execution.chunk_frames
                 setup = SegmentSetup(writer.spec, info.video.fmt, out_fmt, chunk_frames)
-                todo = [s for s in spans if s.index not in job.reused]
-                executor = self.ray_executor(graph, out_fmt) if todo else None
-                job.mux_ready()
+                todo = [s for s in spans if s.index not in segments.reused]
+                executor = self.ray_executor(job.graph, out_fmt) if todo else None
+                segments.mux_ready()
                 if executor is not None:
                     shared = self.config.execution.shared_storage
-                    for segment in executor.map_segments(job.tasks(setup, shared)):
-                        job.keep(segment)  # drained: the workers' stage times arrive
-                if not job.complete:
+                    for segment in executor.map_segments(segments.tasks(setup, shared)):
+                        segments.keep(segment)  # drained: the workers' stage times arrive
+                if not segments.complete:
                     raise PipelineError("the workers stopped before the last segment")
             if work is not None and not settings.keep:
                 work.remove()  # the output is published
@@ -343,18 +275,18 @@ class Pipeline:
         return RunSummary(
             output=target.path,
             frames_in=frames_total,
-            frames_out=job.frames,
-            frames_corrupt=job.frames_corrupt,
-            packets_dropped=job.packets_dropped,
+            frames_out=segments.frames,
+            frames_corrupt=segments.frames_corrupt,
+            packets_dropped=segments.packets_dropped,
             wall_s=wall,
-            fps=(job.frames - job.frames_reused) / wall if wall > 0 else 0.0,
+            fps=(segments.frames - segments.frames_reused) / wall if wall > 0 else 0.0,
             stage_seconds=stats.stage_seconds if stats else {},
             retries=stats.retries if stats else 0,
             workers=stats.workers if stats else 0,
             mode="segment",
             segments=len(spans),
-            segments_reused=len(job.reused),
-            frames_reused=job.frames_reused,
+            segments_reused=len(segments.reused),
+            frames_reused=segments.frames_reused,
             bytes_moved=stats.bytes_moved if stats else 0,
         )
 

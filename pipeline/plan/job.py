@@ -1,0 +1,107 @@
+"""One job's plan, made once: the input, what the stages see, what is written, how it is cut.
+
+``Pipeline.plan`` (the dry run), ``Pipeline.run`` and batches all build a ``JobPlan``, so
+they agree on the output format, the encoder options and the segment plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+
+from pipeline.frames import VideoFormat
+from pipeline.media.output_format import pick_output_format
+from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.window import Window
+from pipeline.plan.config import OutputConfig, PipelineConfig
+from pipeline.plan.graph import StageGraph
+from pipeline.plan.segments import (
+    SegmentSpan,
+    index_packets,
+    plan_segments,
+    why_not_segmentable,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """Everything decided about one input before a frame is decoded."""
+
+    info: MediaInfo  # the input, as probed
+    window: Window  # fitted to the input's frame
+    view: MediaInfo  # the input as the stages and the encoder see it (cropped, the span)
+    graph: StageGraph
+    out_fmt: VideoFormat
+    options: dict[str, str]  # encoder options
+    drop: frozenset[str]  # stream types not carried across
+    spans: list[SegmentSpan] | None  # the segment plan; None: chunk mode
+
+
+def plan_job(
+    config: PipelineConfig,
+    src: str | os.PathLike,
+    graph: StageGraph | None = None,
+    window: Window | None = None,
+) -> JobPlan:
+    """Probe ``src`` and decide the job (``graph``: one already built from ``config``)."""
+    info = probe(src)
+    window = (window or Window()).fitted(info)
+    view = window.view(info)  # what the stages see: cropped, frames of the span
+    graph = graph or StageGraph.from_config(config)
+    out_fmt = output_format(config.output, view, graph)
+    spans = segment_plan(config, info, graph, window)
+    return JobPlan(info, window, view, graph, out_fmt, encoder_options(config.output),
+                   dropped_stream_types(config.output), spans)  # fmt: skip
+
+
+def output_format(out: OutputConfig, info: MediaInfo, graph: StageGraph) -> VideoFormat:
+    src = info.video.fmt
+    height, width = graph.output_size(src.height, src.width)
+    return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt)
+
+
+def encoder_options(out: OutputConfig) -> dict[str, str]:
+    options = {k: str(v) for k, v in out.options.items()}
+    if out.crf is not None:
+        options.setdefault("crf", str(out.crf))
+    if out.preset is not None:
+        options.setdefault("preset", str(out.preset))
+    return options
+
+
+def dropped_stream_types(out: OutputConfig) -> frozenset[str]:
+    modes = {"audio": out.audio, "subtitle": out.subtitles}
+    return frozenset(kind for kind, mode in modes.items() if mode == "drop")
+
+
+def segment_plan(
+    config: PipelineConfig, info: MediaInfo, graph: StageGraph, window: Window | None = None
+) -> list[SegmentSpan] | None:
+    """The segment plan when this job runs in segment mode, else None (chunk mode).
+
+    A trimmed or cropped run (a preview, ``window``) always takes chunks: the driver
+    cuts the span frame-exactly and crops the planes before any stage runs, which a
+    segment worker's keyframe-aligned cut does not do.
+    """
+    ex = config.execution
+    if ex.executor != "ray" or graph.is_identity or ex.mode == "chunk":
+        return None
+    reason = None
+    if window is not None and not window.is_whole:
+        reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
+    elif graph.temporal_radius:
+        reason = "temporal stages need context frames across segment boundaries"
+    else:
+        index = index_packets(info)
+        reason = why_not_segmentable(index)
+    if reason:
+        if ex.mode == "segment":
+            message = f"cannot cut {info.path} into segments ({reason}); using chunks"
+            warnings.warn(message, stacklevel=3)
+        log.info("chunk mode: %s", reason)
+        return None
+    return plan_segments(index, ex.segment_seconds)
