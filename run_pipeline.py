@@ -141,27 +141,6 @@ def _window(args: argparse.Namespace) -> Any:
     return Window.from_ffmpeg(args.ss, args.t, args.to, args.crop)
 
 
-def _check_report_args(args: argparse.Namespace) -> None:
-    """Report options are checked before hours of work, not after."""
-    from pathlib import Path
-
-    from pipeline.errors import OutputError
-
-    if args.reference and not args.report:
-        raise ConfigError("--reference needs --report (or use the compare command)")
-    if not args.report:
-        return
-    if "-" in (args.input[0], args.output):
-        raise ConfigError("--report reads the input and output again: give files, not '-'")
-    report = Path(args.report)
-    if report.exists() and not args.overwrite:
-        raise OutputError(f"{report} exists (use -y to overwrite)")
-    if not report.parent.is_dir():
-        raise OutputError(f"report folder {report.parent} does not exist")
-    if args.reference and not Path(args.reference).is_file():
-        raise ConfigError(f"--reference {args.reference}: no such file")
-
-
 def _overrides(args: argparse.Namespace) -> list[str]:
     extra = list(args.overrides)
     if getattr(args, "executor", None):
@@ -179,13 +158,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.plan.batch_inputs import is_batch
     from pipeline.run.progress import BarReporter, JsonLinesReporter
     from pipeline.run.runner import Pipeline
-    from pipeline.show.report import ProgressRecorder, ReportInputs, write_report
+    from pipeline.show.report import (
+        ProgressRecorder,
+        ReportInputs,
+        check_report_options,
+        write_report,
+    )
 
     pipe = Pipeline.from_yaml(args.config, _overrides(args))
     window = _window(args)
     if is_batch(args.input) and (not window.is_whole or args.report or args.reference):
         raise ConfigError("-ss/-t/-to/--crop and --report take one input file, not a batch")
-    _check_report_args(args)
+    check_report_options(args.report, args.reference, (args.input[0], args.output), args.overwrite)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "none"
@@ -348,18 +332,9 @@ COMMANDS = {
 
 def _work_kept(args: argparse.Namespace) -> bool:
     """Whether an interrupted ``run`` left work that the same command would resume."""
-    from pathlib import Path
+    from pipeline.run.workdir import work_kept
 
-    from pipeline.run.workdir import default_work_dir
-
-    if args.command != "run" or args.output == "-":
-        return False
-    if args.work_dir:
-        return Path(args.work_dir).is_dir()
-    out = Path(args.output)
-    if out.is_dir():  # a batch
-        return any(p.is_dir() for p in out.glob(".*.work"))
-    return default_work_dir(out).is_dir()
+    return args.command == "run" and work_kept(args.output, args.work_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.frames import ColorInfo
 from pipeline.media.decode import iter_chunks
 from pipeline.media.mux import VideoWriter
-from pipeline.media.output_format import pick_output_format
 from pipeline.media.probe import probe
 from tests.media_factory import SUBTITLE_EVENTS, make_clip
 
@@ -145,31 +144,6 @@ def test_frames_are_written_in_given_order_with_their_pts(tmp_path):
 
 
 # -- output format choice -----------------------------------------------------------------
-
-
-def test_pick_output_format_keeps_supported_format():
-    fmt = VideoFormat(64, 48, "yuv420p10le", ColorInfo())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert pick_output_format(fmt, "libx264", None) == fmt
-        assert pick_output_format(fmt, "ffv1", "yuv444p").pix_fmt == "yuv444p"
-
-
-def test_pick_output_format_falls_back_with_warning():
-    ten = VideoFormat(64, 48, "yuv420p10le", ColorInfo())
-    with pytest.warns(UserWarning, match="writing yuv420p instead"):
-        assert pick_output_format(ten, "mpeg4", None).pix_fmt == "yuv420p"
-    odd = VideoFormat(63, 47, "yuv420p", ColorInfo())
-    with pytest.warns(UserWarning, match="writing yuv444p instead"):
-        assert pick_output_format(odd, "libx264", None).pix_fmt == "yuv444p"
-
-
-def test_pick_output_format_rejects_unknowns():
-    fmt = VideoFormat(64, 48, "yuv420p", ColorInfo())
-    with pytest.raises(ConfigError):
-        pick_output_format(fmt, "no-such-codec", None)
-    with pytest.raises(ConfigError):
-        pick_output_format(fmt, "libx264", "rgb24")
 
 
 def test_full_range_source_can_be_written_as_mjpeg(tmp_path):

@@ -11,10 +11,10 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.plan import job
 from pipeline.errors import InputError
 from pipeline.media.decode import iter_chunks
 from pipeline.media.probe import probe
+from pipeline.plan import job
 from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip, make_truncated

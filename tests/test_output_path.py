@@ -15,8 +15,8 @@ from pathlib import Path
 import av
 import pytest
 
-from pipeline.plan import job
 from pipeline.errors import OutputError
+from pipeline.plan import job
 from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from pipeline.tempfiles import owned_name

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, read_state_dict
-from pipeline.run import executors
 from pipeline.errors import ConfigError
 from pipeline.frames import ColorInfo, VideoFormat
 from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
+from pipeline.run import executors
 
 PASSTHROUGH = "version: 1\nstages: []\nexecution: {executor: inline}\n"
 

@@ -201,3 +201,15 @@ def default_work_dir(dst: str | os.PathLike) -> Path:
     """Beside the output: ``.NAME.work`` (hidden, same file system as the output)."""
     dst = Path(dst).absolute()
     return dst.parent / f".{dst.name}.work"
+
+
+def work_kept(output: str, work_dir: str | None) -> bool:
+    """Whether an interrupted run writing ``output`` left work the same command resumes."""
+    if output == "-":
+        return False
+    if work_dir:
+        return Path(work_dir).is_dir()
+    out = Path(output)
+    if out.is_dir():  # a batch
+        return any(p.is_dir() for p in out.glob(".*.work"))
+    return default_work_dir(out).is_dir()

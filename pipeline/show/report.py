@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import yaml
 
+from pipeline.errors import ConfigError, OutputError
 from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.window import Window
 from pipeline.plan.config import dump_resolved
@@ -38,6 +39,26 @@ from pipeline.show.quality import QualityTable
 CROP_SIZE = (640, 400)
 #: Width the tile-grid picture is scaled down to (the grid stays readable).
 GRID_WIDTH = 960
+
+
+def check_report_options(
+    report: str | None, reference: str | None, paths: tuple[str, str], overwrite: bool
+) -> None:
+    """Report options are checked before hours of work, not after (``paths``: the run's
+    input and output)."""
+    if reference and not report:
+        raise ConfigError("--reference needs --report (or use the compare command)")
+    if not report:
+        return
+    if "-" in paths:
+        raise ConfigError("--report reads the input and output again: give files, not '-'")
+    report_path = Path(report)
+    if report_path.exists() and not overwrite:
+        raise OutputError(f"{report_path} exists (use -y to overwrite)")
+    if not report_path.parent.is_dir():
+        raise OutputError(f"report folder {report_path.parent} does not exist")
+    if reference and not Path(reference).is_file():
+        raise ConfigError(f"--reference {reference}: no such file")
 
 
 class ProgressRecorder:
