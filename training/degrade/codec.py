@@ -1,4 +1,4 @@
-"""Codec round trips: the blocking and ringing of a video encoder at a random quality."""
+"""Codec round trips: the blocking and chroma loss that compressed footage arrives with."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rain: streaks of random length, width and angle, mixed in linear light."""
+"""Rain: streak layers and a haze veil, composited as light."""
 
 from __future__ import annotations
 
