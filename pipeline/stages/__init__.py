@@ -65,7 +65,7 @@ def available_stages() -> list[str]:
 
 
 # Built-in stages register themselves when imported; they need register_stage above.
-from pipeline.stages import classic, restore  # noqa: E402
+from pipeline.stages import classic, restore, temporal  # noqa: E402
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -76,4 +76,5 @@ __all__ = [
     "get_stage_type",
     "register_stage",
     "restore",
+    "temporal",
 ]
