@@ -45,6 +45,14 @@ _PRESETS = {
 _SIGMA_FLOOR = 1.0 / 255
 #: Box filter side for the structural (noise-averaged) difference.
 _BOX = 5
+#: Neighbours that must agree on what lies under a streak before the centre yields.
+_AGREE = 1
+_FLOW_OPEN = 3
+#: Thumbnail width for cut detection.
+_CUT_WIDTH = 160
+#: Smallest bright excess a streak rejection acts on: fainter thin highlights are texture.
+_STREAK_MIN = 0.0
+_INTERP = cv2.INTER_LINEAR
 #: Rejected flow (occlusion) is widened by this much: its borders are the least sure.
 _ERODE = np.ones((9, 9), np.uint8)
 
@@ -59,11 +67,14 @@ class TemporalParams(StageParams):
     # A centre pixel brighter than what its agreeing neighbours show is a streak (rain,
     # snow) and is replaced; off: the centre always keeps weight 1.
     streaks: bool = True
+    # Weigh every frame, the centre too, against the window's median instead of
+    # anchoring on the centre: stronger on static or well-tracked footage.
+    consensus: bool = True
     streak_width: int = Field(3, ge=1, le=32)  # widest streak in pixels (half the opening)
     flow_preset: Literal["ultrafast", "fast", "medium"] = "fast"
-    flow_scale: float = Field(0.5, gt=0.1, le=1)  # flow on frames resized by this factor
+    flow_scale: float = Field(1.0, gt=0.1, le=1)  # flow on frames resized by this factor
     # Share of pixels that must fail to match (after alignment) for a scene cut.
-    cut_threshold: float = Field(0.5, gt=0, le=1)
+    cut_threshold: float = Field(0.8, gt=0, le=1)
 
 
 def _grey8(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -74,7 +85,7 @@ def _grey8(frame: np.ndarray, scale: float) -> np.ndarray:
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     # Grey opening: thin bright streaks (rain, snow) vanish from what the flow sees, so
     # they neither drag the flow nor fail its consistency check where they fall.
-    grey = cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    grey = cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((_FLOW_OPEN, _FLOW_OPEN), np.uint8))
     return np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -86,23 +97,24 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 def _warp(img: np.ndarray, flow: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """``img`` sampled at x + flow(x) (bilinear, edges repeated)."""
     mx, my = grid[0] + flow[..., 0], grid[1] + flow[..., 1]
-    return cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, mx, my, _INTERP, borderMode=cv2.BORDER_REPLICATE)
 
 
 class _Pair:
-    """Flow between two frames both ways at flow scale, its consistency, and cut score."""
+    """Flow between two frames both ways, and where each direction is consistent."""
 
-    def __init__(self, fwd: np.ndarray, bwd: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
-        h, w = fwd.shape[:2]
-        grid = _grid(h, w)
+    def __init__(self, fwd: np.ndarray, bwd: np.ndarray) -> None:
+        grid = _grid(*fwd.shape[:2])
         self.fwd, self.bwd = fwd, bwd
         self.ok_fwd = self._consistent(fwd, bwd, grid)  # valid pixels of a (a -> b)
         self.ok_bwd = self._consistent(bwd, fwd, grid)  # valid pixels of b (b -> a)
-        # Cut score: share of a's pixels that neither track consistently nor match in
-        # brightness after alignment (box-filtered, so noise and thin streaks pass).
-        aligned = _warp(b.astype(np.float32), fwd, grid)
-        diff = np.abs(cv2.blur(aligned - a.astype(np.float32), (_BOX, _BOX))) / 255
-        self.cut_score = float(np.mean(~self.ok_fwd | (diff > 0.08)))
+
+    def cut_score(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Share of a's pixels that neither track consistently nor match in brightness
+        after alignment: near 0 within a shot, near 1 across a cut."""
+        aligned = _warp(b.astype(np.float32), self.fwd, _grid(*a.shape))
+        diff = np.abs(aligned - a.astype(np.float32)) / 255
+        return float(np.mean(~self.ok_fwd | (diff > 0.1)))
 
     @staticmethod
     def _consistent(
@@ -176,11 +188,17 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
         if (i, j) not in pairs:
             fwd = stage._flow(greys[i], greys[j])
             bwd = stage._flow(greys[j], greys[i])
-            pairs[(i, j)] = _Pair(fwd, bwd, greys[i], greys[j])
+            pairs[(i, j)] = _Pair(fwd, bwd)
         return pairs[(i, j)]
 
-    # A cut between i and i+1 is decided from those two frames alone.
-    cut = [pair(i, i + 1).cut_score > p.cut_threshold for i in range(t - 1)]
+    # A cut between i and i+1 is decided from those two frames alone, on thumbnails
+    # (_CUT_WIDTH wide): averaging over 8x8 and more pixels leaves neither rain nor noise
+    # to drag the flow or fail the match, while a new shot still differs everywhere.
+    thumbs = [_grey8(f, min(1.0, _CUT_WIDTH / w)) for f in arr]
+    cut = []
+    for i in range(t - 1):
+        small = _Pair(stage._flow(thumbs[i], thumbs[i + 1]), stage._flow(thumbs[i + 1], thumbs[i]))
+        cut.append(small.cut_score(thumbs[i], thumbs[i + 1]) > p.cut_threshold)
     grid = _grid(h, w)
     outs = []
     for k in range(start, stop):
@@ -251,24 +269,45 @@ def _fuse(
             (ok & (np.abs(g - ref) < 2 * thr * sig)).astype(np.float32)
             for g, ok in zip(ags, valid, strict=True)
         )
-        wc = np.where(agree >= 2, _tukey(thin / (2 * thr * sig)), 1.0).astype(np.float32)
+        scale = max(2 * thr * sig, _STREAK_MIN)
+        wc = np.where(agree >= _AGREE, _tukey(thin / scale), 1.0).astype(np.float32)
         anchor = wc * cg + (1 - wc) * ref
+    if p.consensus and len(aligned) >= 2:
+        # The anchor is the window's lower median (invalid neighbours voting with the
+        # centre), and the centre is weighed against it like any neighbour: a centre
+        # that its aligned, agreeing neighbours contradict (rain, a flash of noise, a
+        # network's one-frame mistake) yields to them.
+        stack = np.stack([cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))])
+        anchor = np.partition(stack, (len(stack) - 1) // 2, axis=0)[(len(stack) - 1) // 2]
+        aligned = [centre, *aligned]
+        ags = [cg, *ags]
+        valid = [np.ones(cg.shape, bool), *valid]
+        wc = np.zeros_like(cg)
     fused = centre
     for _ in range(2):
         diffs = [g - anchor for g in ags]
         sig_raw = max(_SIGMA_FLOOR, float(np.median([_mad(d) for d in diffs])))
         num = wc[..., None] * centre
         den = wc.copy()
-        boxes = []
+        tests = []
         for d in diffs:
-            # Strong single-pixel outliers (streaks) are the raw test's; the box tests
-            # the rest for coherent disagreement (misalignment, a moving part), and
-            # leaving the outliers out of it keeps a streak from rejecting its surround.
+            # Strong single-pixel outliers (streaks) are the raw test's. Two box tests
+            # look for coherent disagreement in the rest: the signed mean (a moving
+            # part, a brightness change) and the mean absolute difference (texture
+            # that does not line up: a slightly wrong flow would blur it). Leaving
+            # the outliers out of the boxes keeps a streak from rejecting its surround.
             u_raw = np.abs(d) / (2 * thr * sig_raw)
-            boxes.append((u_raw, cv2.blur(np.where(u_raw < 1, d, 0), (_BOX, _BOX))))
-        sig_box = max(_SIGMA_FLOOR / 2, float(np.median([_mad(b) for _, b in boxes])))
-        for a, ok, (u_raw, d_box) in zip(aligned, valid, boxes, strict=True):
-            wgt = _tukey(np.maximum(np.abs(d_box) / (thr * sig_box), u_raw)) * ok
+            inlier = np.where(u_raw < 1, d, 0)
+            box = cv2.blur(inlier, (_BOX, _BOX))
+            box_abs = cv2.blur(np.abs(inlier), (_BOX, _BOX))
+            tests.append((u_raw, box, box_abs))
+        sig_box = max(_SIGMA_FLOOR / 2, float(np.median([_mad(b) for _, b, _ in tests])))
+        level = float(np.median([np.median(b[::4, ::4]) for _, _, b in tests]))
+        spread = max(_SIGMA_FLOOR / 2, float(np.median([_mad(b - level) for _, _, b in tests])))
+        for a, ok, (u_raw, box, box_abs) in zip(aligned, valid, tests, strict=True):
+            u_box = np.abs(box) / (thr * sig_box)
+            u_abs = np.clip(box_abs - level, 0, None) / (thr * spread)
+            wgt = _tukey(np.maximum(np.maximum(u_box, u_abs), u_raw)) * ok
             num += wgt[..., None] * a
             den += wgt
         fused = np.where((den > 1e-6)[..., None], num / np.maximum(den, 1e-6)[..., None], centre)
