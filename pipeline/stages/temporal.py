@@ -8,10 +8,13 @@ occlusions, rain streaks, flashes. A scene cut between two frames, decided from 
 two frames alone, blocks every neighbour beyond it. Where nothing agrees, a pixel keeps
 its own value, so the stage can smooth but not ghost.
 
-Why DIS flow (``cv2.DISOpticalFlow``, Kroeger et al. 2016) on half-size grey frames: it
-is the dense flow already in the dependencies, runs in milliseconds on a CPU core, and
-its failures (large motion, occlusions) are caught by the consistency check and the
-photometric rejection, so a slower, more accurate flow buys little here.
+Why DIS flow (``cv2.DISOpticalFlow``, Kroeger et al. 2016) at full resolution: it is
+the dense flow already in the dependencies and takes about 80 ms a 1280x720 pair on a
+CPU core (``fast`` preset); its failures (large motion, occlusions) are caught by the
+consistency check and the photometric rejection. Full resolution because at half size
+its sub-pixel error blurred texture and ghosted a moving object (benchmarks/temporal.py,
+object clip, measured while developing: -6.2 dB in the object at half size, -0.2 dB at
+full size, against the network alone).
 
 Why numpy/OpenCV and not torch: the flow and the warps are OpenCV calls on HWC arrays,
 and the per-pixel fusion is a handful of elementwise passes and box filters that
@@ -47,11 +50,13 @@ _SIGMA_FLOOR = 1.0 / 255
 _BOX = 5
 #: Neighbours that must agree on what lies under a streak before the centre yields.
 _AGREE = 1
+#: Side of the grey opening applied to the frames the flow sees (removes thin streaks).
 _FLOW_OPEN = 3
 #: Thumbnail width for cut detection.
 _CUT_WIDTH = 160
 #: Smallest bright excess a streak rejection acts on: fainter thin highlights are texture.
 _STREAK_MIN = 0.0
+#: Warp interpolation (bicubic measured no better than bilinear here).
 _INTERP = cv2.INTER_LINEAR
 #: Rejected flow (occlusion) is widened by this much: its borders are the least sure.
 _ERODE = np.ones((9, 9), np.uint8)
