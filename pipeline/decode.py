@@ -138,7 +138,7 @@ class ChunkReader:
             raise InputError(f"cannot reopen {self.info.path} for decoding: {exc}") from None
         try:
             check_unchanged(self.info)
-            stream = container.streams.video[0]
+            stream = container.streams[self.info.video.index]
             stream.thread_type = "AUTO"
             if self.seek_to:
                 # backward=True lands on the keyframe at or before the target.

@@ -31,6 +31,7 @@ from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.frames import SUPPORTED_PIX_FMTS, Chunk, VideoFormat
 from pipeline.output_options import check_muxer
 from pipeline.output_path import OutputTarget, prepare_output
+from pipeline.pictures import COVER_ART_FORMATS, attachment_name, picture_bytes
 from pipeline.probe import (
     MATRIX_NAMES,
     PRIMARIES_NAMES,
@@ -459,6 +460,19 @@ class VideoWriter:
                 else:
                     _warn(f"{label}: {fmt_name} cannot hold attachments; dropped")
                 continue
+            if info.picture:
+                label = f"stream #{info.index} (cover art {info.codec})"
+                if "matroska" in fmt_name and (data := picture_bytes(self.src.path, info.index)):
+                    self._out.add_attachment(*attachment_name(info), data)
+                    continue
+                if fmt_name not in COVER_ART_FORMATS or not self._accepts(info.codec):
+                    _warn(f"{label}: {fmt_name} cannot hold cover art; dropped")
+                    continue
+            elif info.type == "video" and self._accepts(info.codec):
+                _warn(
+                    f"{label}: copied as it is, not restored (only the first video stream, "
+                    f"#{self.src.video.index}, is)"
+                )
             if info.type == "data" and info.codec is None and self.src.chapters:
                 # mov/mp4 keep chapters in a codec-less text track; they are copied as
                 # chapters above, and the muxer writes its own track for them.

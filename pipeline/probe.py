@@ -134,6 +134,7 @@ class StreamInfo:
     channels: int | None = None
     filename: str | None = None  # attachments
     metadata: dict[str, str] = field(default_factory=dict)
+    picture: bool = False  # a video stream that is one still picture (cover art)
 
 
 @dataclass
@@ -321,9 +322,14 @@ def _is_vfr(sorted_pts: list[int]) -> bool:
     return hi - lo > max(1, 0.02 * lo)
 
 
+def is_picture(stream: Any) -> bool:
+    """Cover art, or a Matroska image attachment: a video stream holding one picture."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
 def _other_stream(stream: Any) -> StreamInfo | None:
     kind = stream.type
-    if kind not in ("audio", "subtitle", "attachment", "data"):
+    if kind not in ("audio", "subtitle", "attachment", "data", "video"):
         return None
     cc = getattr(stream, "codec_context", None)
     # The codec's canonical name ("subrip"), not the decoder's ("srt").
@@ -339,8 +345,9 @@ def _other_stream(stream: Any) -> StreamInfo | None:
     if kind == "audio" and cc is not None:
         info.sample_rate = cc.sample_rate
         info.channels = cc.channels
-    if kind == "attachment":
+    if kind == "attachment" or kind == "video":
         info.filename = stream.metadata.get("filename")
+        info.picture = kind == "video" and is_picture(stream)
     return info
 
 
@@ -376,9 +383,11 @@ def _reason(exc: av.FFmpegError) -> str:
 
 
 def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
-    if not container.streams.video:
-        raise InputError(f"no video stream in {path}")
-    stream = container.streams.video[0]
+    # Cover art and image attachments are video streams too: they are carried, not restored.
+    stream = next((s for s in container.streams.video if not is_picture(s)), None)
+    if stream is None:
+        pictures = " (only cover art or attached pictures)" if container.streams.video else ""
+        raise InputError(f"no video stream to restore in {path}{pictures}")
     cc = stream.codec_context
     if cc is None:
         raise InputError(f"unsupported video codec in {path} (no decoder for it)")
@@ -432,7 +441,11 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         frames_announced=announced,
         announced_exactly=bool(stream.frames),
     )
-    others = [s for s in map(_other_stream, container.streams) if s is not None]
+    others = [
+        s
+        for s in map(_other_stream, container.streams)
+        if s is not None and s.index != stream.index
+    ]
     try:
         chapters = [dict(ch) for ch in container.chapters()]
     except av.FFmpegError:

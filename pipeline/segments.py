@@ -66,6 +66,7 @@ class DecoderParams:
     width: int
     height: int
     time_base: Fraction
+    stream_index: int = 0  # of the video stream in the input (cover art may come first)
 
 
 @dataclass
@@ -84,7 +85,7 @@ class SegmentPayload:
 
     def packets(self) -> Iterator[av.Packet]:
         if self.source is not None:
-            yield from _read_span(self.source, self.span)
+            yield from _read_span(self.source, self.span, self.decoder.stream_index)
             return
         offset = 0
         for size, pts, dts, key in zip(self.sizes, self.pts, self.dts, self.keyframe, strict=True):
@@ -103,7 +104,7 @@ def index_packets(info: MediaInfo) -> PacketIndex:
     shown: list[bool] = []
     try:
         with open_input(info.path) as container:
-            stream = container.streams.video[0]
+            stream = container.streams[info.video.index]
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
@@ -188,18 +189,20 @@ def _leading_end(pts: list[int], key: int) -> int:
 
 def decoder_params(info: MediaInfo) -> DecoderParams:
     with open_input(info.path) as container:
-        stream = container.streams.video[0]
+        stream = container.streams[info.video.index]
         cc = stream.codec_context
-        return DecoderParams(cc.name, cc.extradata, cc.width, cc.height, stream.time_base)
+        return DecoderParams(
+            cc.name, cc.extradata, cc.width, cc.height, stream.time_base, stream.index
+        )
 
 
-def _read_span(path: str, span: SegmentSpan) -> Iterator[av.Packet]:
+def _read_span(path: str, span: SegmentSpan, stream_index: int = 0) -> Iterator[av.Packet]:
     """A segment's packets read from the input itself: seek to its keyframe, then take
     as many packets as the plan counted."""
     wanted = span.end_packet - span.first_packet
     try:
         with open_input(path) as container:
-            stream = container.streams.video[0]
+            stream = container.streams[stream_index]
             if span.start_pts is not None:
                 container.seek(span.start_pts, stream=stream, backward=True, any_frame=False)
             started = span.start_pts is None
@@ -239,7 +242,7 @@ def iter_payloads(
     k = 0
     try:
         with open_input(info.path) as container:
-            stream = container.streams.video[0]
+            stream = container.streams[info.video.index]
             for packet in container.demux(stream):
                 if not packet.size:
                     continue

@@ -266,6 +266,9 @@ class WindowWriter(VideoWriter):
 
     def _copy_packet(self, packet: av.Packet) -> None:
         stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is None and packet.stream.disposition & av.stream.Disposition.attached_pic:
+            super()._copy_packet(packet)  # cover art: one picture for the whole file
+            return
         if stamp is None or packet.time_base is None or self.shift is None:
             return  # untimed (or before any frame was written): cannot be placed in the span
         tb = packet.time_base

@@ -1,0 +1,95 @@
+"""Inputs built from ``media_factory`` clips for the cases users meet in the wild: cover
+art, image attachments, a second video stream, an audio file with a picture."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import av
+import numpy as np
+
+
+def png_bytes(size: int = 16, value: int = 128) -> bytes:
+    """A small PNG image (the kind cover art and attachments are)."""
+    frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), value, np.uint8), format="rgb24")
+    cc = av.CodecContext.create("png", "w")
+    cc.width = cc.height = size
+    cc.pix_fmt = "rgb24"
+    cc.time_base = Fraction(1, 25)
+    return b"".join(bytes(p) for p in cc.encode(frame) + cc.encode(None))
+
+
+def _add_cover(out: av.container.OutputContainer) -> av.stream.Stream:
+    stream = out.add_stream("png", rate=1)
+    stream.width = stream.height = 16
+    stream.pix_fmt = "rgb24"
+    stream.disposition = av.stream.Disposition.attached_pic
+    return stream
+
+
+def _mux_cover(out: av.container.OutputContainer, stream: av.stream.Stream, data: bytes) -> None:
+    packet = av.Packet(data)
+    packet.stream = stream
+    packet.pts = packet.dts = 0
+    packet.time_base = Fraction(1, 90000)
+    out.mux(packet)
+
+
+def make_song_with_cover(path: str | os.PathLike, codec: str = "libmp3lame") -> str:
+    """An audio file (``song.mp3``) with cover art: its only video stream is a picture."""
+    path = os.fspath(path)
+    with av.open(path, "w") as out:
+        audio = out.add_stream(codec, rate=48000, layout="stereo")
+        cover = _add_cover(out)
+        _mux_cover(out, cover, png_bytes())
+        cc = audio.codec_context
+        samples = cc.frame_size or 1024
+        for i in range(20):
+            frame = av.AudioFrame(format=cc.format.name, layout="stereo", samples=samples)
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            frame.sample_rate, frame.pts = 48000, i * samples
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
+
+
+def remux_with(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    attachment: bytes | None = None,
+    cover: bytes | None = None,
+    second_video: str | os.PathLike | None = None,
+) -> str:
+    """``src``'s streams copied into ``dst``, plus an image attachment (Matroska), cover
+    art (an ``attached_pic`` stream, MP4) and/or the video of ``second_video`` as a
+    second video stream."""
+    dst = os.fspath(dst)
+    inputs = [av.open(os.fspath(src))] + (
+        [av.open(os.fspath(second_video))] if second_video else []
+    )
+    try:
+        with av.open(dst, "w") as out:
+            streams = {}
+            for n, container in enumerate(inputs):
+                for s in container.streams if n == 0 else container.streams.video:
+                    copy = out.add_stream_from_template(s)
+                    copy.disposition = s.disposition
+                    streams[(n, s.index)] = copy
+            if attachment is not None:
+                out.add_attachment("cover.png", "image/png", attachment)
+            cover_stream = _add_cover(out) if cover is not None else None
+            for n, container in enumerate(inputs):
+                wanted = container.streams if n == 0 else container.streams.video
+                for packet in container.demux(list(wanted)):
+                    if packet.size:
+                        packet.stream = streams[(n, packet.stream.index)]
+                        out.mux(packet)
+            if cover_stream is not None and cover is not None:
+                _mux_cover(out, cover_stream, cover)
+    finally:
+        for container in inputs:
+            container.close()
+    return dst
