@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.ffmpeg_log import demuxer_errors
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
 from pipeline.probe import MediaInfo, check_unchanged, open_input
 
@@ -113,6 +114,7 @@ class ChunkReader:
         self.start_index = start_index
         self.seek_to = seek_to
         self.stats = DecodeStats()
+        self._hidden = 0  # packets an edit list hides (counted by the container, not shown)
         self._chunks = self._generate()
 
     def __iter__(self) -> ChunkReader:
@@ -146,13 +148,20 @@ class ChunkReader:
             packets = container.demux(stream)
             while True:
                 try:
-                    packet = next(packets)
+                    with demuxer_errors(container.format.name) as damage:
+                        packet = next(packets)
                 except StopIteration:
                     break
                 except av.FFmpegError as exc:
                     self.stats.read_errors += 1
                     log.warning("%s: read error, stopping early: %s", self.info.path, exc)
                     break
+                finally:
+                    for message in damage:  # said only in FFmpeg's log
+                        self.stats.read_errors += 1
+                        log.warning("%s: the demuxer reports damage: %s", self.info.path, message)
+                # An edit list hides these frames (pre-roll): decoded as references, not shown.
+                self._hidden += bool(packet.size and packet.is_discard)
                 try:
                     # A packet of size 0 is the demuxer's end marker: decode() flushes.
                     decoded = packet.decode()
@@ -206,7 +215,9 @@ class ChunkReader:
             k = len(pts_list)
             yield Chunk(index, first, pts_list, time_base, fmt, tuple(b[:k] for b in buffers))
         # The demuxer may stop quietly at damage or truncation; the container's count tells.
-        self.stats.frames_missing = self.info.video.frames_short_of(self.stats.frames_decoded)
+        self.stats.frames_missing = self.info.video.frames_short_of(
+            self.stats.frames_decoded + self._hidden
+        )
         if not self.stats.clean or self.stats.pts_repaired:
             log.info("%s: decode finished with %s", self.info.path, self.stats)
 

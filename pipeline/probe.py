@@ -289,16 +289,19 @@ def _frame_tags(frame: av.VideoFrame | None, cc: Any) -> dict[str, int]:
 
 def _scan(
     container: av.container.InputContainer, stream: Any
-) -> tuple[av.VideoFrame | None, list[int], int]:
+) -> tuple[av.VideoFrame | None, list[int], int, int]:
     """One pass over the first packets: the first decodable frame (colour tags, rotation),
-    the sorted pts of up to ``VFR_PROBE_PACKETS`` packets, and how many packets were seen.
+    the sorted pts of up to ``VFR_PROBE_PACKETS`` packets, how many packets were seen and
+    how many of them an edit list hides (pre-roll, decoded but never shown).
     A single pass because raw streams (.h264) cannot seek back."""
     first: av.VideoFrame | None = None
     pts: list[int] = []
-    seen = 0
+    seen = hidden = 0
     try:
         for packet in container.demux(stream):
-            if packet.size:
+            if packet.size and packet.is_discard:
+                hidden += 1
+            elif packet.size:
                 seen += 1
                 if packet.pts is not None:
                     pts.append(packet.pts)
@@ -310,7 +313,7 @@ def _scan(
                 break
     except av.FFmpegError:
         pass  # damaged or truncated: judge by what was read
-    return first, sorted(pts), seen
+    return first, sorted(pts), seen, hidden
 
 
 def _is_vfr(sorted_pts: list[int]) -> bool:
@@ -398,7 +401,7 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
     if source_pix_fmt is None:
         raise InputError(f"video stream of {path} has no pixel format (undecodable codec?)")
 
-    first, sorted_pts, packets_seen = _scan(container, stream)
+    first, sorted_pts, packets_seen, hidden = _scan(container, stream)
     if first is None:
         raise InputError(f"no decodable video frames in {path}")
     # The first frame is the authority when it differs from the header (e.g. mid-stream SPS).
@@ -413,16 +416,20 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
     avg_rate = stream.average_rate or stream.guessed_rate or None
     time_base = stream.time_base or Fraction(1, 90000)
     duration = _duration_seconds(container, stream)
-    frame_count = stream.frames or None
+    # Some containers count the duration from 0, not from the first frame (Matroska):
+    # a file that starts late must not announce frames for the time before it starts.
+    start = float(stream.start_time * time_base) if stream.start_time else 0.0
+    shown_for = duration - start if duration and 0 < start < duration else duration
+    frame_count = stream.frames - hidden if stream.frames else None
     if frame_count is None and packets_seen < VFR_PROBE_PACKETS:
         frame_count = packets_seen or None
-    if frame_count is None and duration and avg_rate:
-        frame_count = max(1, round(duration * float(avg_rate)))
+    if frame_count is None and shown_for and avg_rate:
+        frame_count = max(1, round(shown_for * float(avg_rate)))
     if packets_seen == 0 and not frame_count:
         raise InputError(f"video stream of {path} has no frames")
-    announced = stream.frames or None
-    if announced is None and duration and avg_rate and not _is_vfr(sorted_pts):
-        announced = round(duration * float(avg_rate))
+    announced = stream.frames or None  # hidden (edit list) frames included
+    if announced is None and shown_for and avg_rate and not _is_vfr(sorted_pts):
+        announced = round(shown_for * float(avg_rate))
 
     video = VideoStreamInfo(
         index=stream.index,

@@ -355,6 +355,8 @@ class Pipeline:
                 work.close()
         wall = time.monotonic() - t0
         stats = executor.stats if executor is not None else None
+        damage = _segment_input_stats(info, frames_total)
+        _warn_about_input(damage)
         return RunSummary(
             output=target.path,
             frames_in=frames_total,
@@ -362,6 +364,8 @@ class Pipeline:
             frames_corrupt=totals["corrupt"],
             packets_dropped=totals["dropped"],
             wall_s=wall,
+            read_errors=damage.read_errors,
+            frames_missing=damage.frames_missing,
             fps=(totals["frames"] - frames_reused) / wall if wall > 0 else 0.0,
             stage_seconds=stats.stage_seconds if stats else {},
             retries=stats.retries if stats else 0,
@@ -397,6 +401,16 @@ def _warn_about_input(stats: DecodeStats) -> None:
         )
     if problems:
         warnings.warn("input damaged: " + "; ".join(problems), stacklevel=3)
+
+
+def _segment_input_stats(info: MediaInfo, frames_planned: int) -> DecodeStats:
+    """What the demux pass that planned the segments found wrong with the input: damage
+    the demuxer reported, and frames the container announced that no segment holds."""
+    index = index_packets(info)
+    for message in index.errors:
+        log.warning("%s: the demuxer reports damage: %s", info.path, message)
+    missing = info.video.frames_short_of(frames_planned + index.hidden)
+    return DecodeStats(read_errors=len(index.errors), frames_missing=missing)
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

@@ -96,9 +96,10 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
         kept.extend(pts_list)
         pts_list.clear()
 
+    wanted = frozenset(span.frame_pts)
     for frame in _decoded(payload, stats):
-        if frame.pts is None or not span.owns(frame.pts):
-            continue  # a neighbour's frame (decoded only as a reference)
+        if frame.pts not in wanted:
+            continue  # a neighbour's frame, or one an edit list hides (decoded as a reference)
         if frame.is_corrupt:
             stats["frames_corrupt"] += 1
         if (frame.width, frame.height) != (in_fmt.width, in_fmt.height):

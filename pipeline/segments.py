@@ -19,6 +19,7 @@ from fractions import Fraction
 import av
 
 from pipeline.errors import InputError
+from pipeline.ffmpeg_log import demuxer_errors
 from pipeline.probe import MediaInfo, check_unchanged, open_input
 
 #: How far past a keyframe (in packets) leading pictures are looked for.
@@ -33,6 +34,12 @@ class PacketIndex:
     keyframe: list[bool]
     shown: list[bool]  # False for packets the container marks as discarded (edit lists)
     time_base: Fraction
+    errors: tuple[str, ...] = ()  # damage the demuxer reported (a truncated file)
+
+    @property
+    def hidden(self) -> int:
+        """Packets an edit list hides: counted by the container, never shown."""
+        return self.shown.count(False)
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,6 @@ class SegmentSpan:
     @property
     def frames(self) -> int:
         return len(self.frame_pts)
-
-    def owns(self, pts: int) -> bool:
-        return (self.start_pts is None or pts >= self.start_pts) and (
-            self.end_pts is None or pts < self.end_pts
-        )
 
 
 @dataclass(frozen=True)
@@ -97,25 +99,43 @@ class SegmentPayload:
             yield packet
 
 
+#: The last input indexed, by (path, fingerprint, stream): a run plans its segments and
+#: reports on its input from one demux pass.
+_last_index: dict[tuple[object, ...], PacketIndex] = {}
+
+
 def index_packets(info: MediaInfo) -> PacketIndex:
     """Demux the video stream (no decoding): each packet's pts and keyframe flag."""
+    key = (info.path, info.fingerprint, info.video.index)
+    if info.fingerprint is not None and key in _last_index:
+        check_unchanged(info)
+        return _last_index[key]
+    index = _index_packets(info)
+    _last_index.clear()
+    if info.fingerprint is not None:
+        _last_index[key] = index
+    return index
+
+
+def _index_packets(info: MediaInfo) -> PacketIndex:
     pts: list[int | None] = []
     keyframe: list[bool] = []
     shown: list[bool] = []
     try:
         with open_input(info.path) as container:
             stream = container.streams[info.video.index]
-            for packet in container.demux(stream):
-                if not packet.size:
-                    continue
-                pts.append(packet.pts)
-                keyframe.append(bool(packet.is_keyframe))
-                shown.append(not packet.is_discard)
+            with demuxer_errors(container.format.name) as errors:
+                for packet in container.demux(stream):
+                    if not packet.size:
+                        continue
+                    pts.append(packet.pts)
+                    keyframe.append(bool(packet.is_keyframe))
+                    shown.append(not packet.is_discard)
             time_base = stream.time_base
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"cannot index {info.path}: {exc}") from None
     check_unchanged(info)
-    return PacketIndex(pts, keyframe, shown, time_base)
+    return PacketIndex(pts, keyframe, shown, time_base, tuple(errors))
 
 
 def why_not_segmentable(index: PacketIndex) -> str | None:

@@ -93,3 +93,24 @@ def remux_with(
         for container in inputs:
             container.close()
     return dst
+
+
+def shifted(src: str | os.PathLike, dst: str | os.PathLike, seconds: float) -> str:
+    """``src``'s video packets with every timestamp moved by ``seconds``: a negative shift
+    into MP4 is what ``ffmpeg -ss T -c copy`` writes (an edit list whose pre-roll frames,
+    from the keyframe before T, are decoded but not shown); a positive one into Matroska
+    is a file whose first frame is late (a recording cut from a longer one)."""
+    dst = os.fspath(dst)
+    with av.open(os.fspath(src)) as source, av.open(dst, "w") as out:
+        stream = source.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if not packet.size:
+                continue
+            offset = round(seconds / packet.time_base)
+            packet.pts += offset
+            if packet.dts is not None:
+                packet.dts += offset
+            packet.stream = copy
+            out.mux(packet)
+    return dst
