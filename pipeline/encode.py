@@ -33,6 +33,7 @@ from pipeline.output_options import check_muxer
 from pipeline.output_path import OutputTarget, prepare_output
 from pipeline.pictures import COVER_ART_FORMATS, attachment_name, picture_bytes
 from pipeline.probe import (
+    FIELD_ORDER_NAMES,
     MATRIX_NAMES,
     PRIMARIES_NAMES,
     RANGE_NAMES,
@@ -239,6 +240,7 @@ class EncodeSpec:
     fmt: VideoFormat
     time_base: Fraction
     rate: Fraction
+    field_order: int = 0  # AVFieldOrder of the output (interlaced input stays interlaced)
 
 
 def color_tags(fmt: VideoFormat) -> dict[str, int]:
@@ -268,6 +270,10 @@ def add_video_stream(out: av.container.OutputContainer, spec: EncodeSpec) -> Any
     cc.time_base = spec.time_base
     for attr, value in color_tags(spec.fmt).items():
         setattr(cc, attr, value)
+    if spec.field_order in FIELD_ORDER_NAMES:
+        cc.field_order = spec.field_order
+        if spec.codec == "libx264":  # x264 codes fields only when asked to
+            cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
     return stream
 
 
@@ -334,6 +340,15 @@ class PacketEncoder:
         """Flush; returns the last packets and the stream headers (extradata)."""
         packets = [EncodedPacket.from_packet(p) for p in self._stream.encode(None)]
         return packets, self._stream.codec_context.extradata
+
+
+def written_field_order(path: str) -> int:
+    """The field order a finished file's video stream declares (0 when unreadable)."""
+    try:
+        with av.open(path, "r") as written:
+            return int(written.streams.video[0].codec_context.field_order or 0)
+    except (av.FFmpegError, OSError, IndexError):
+        return 0
 
 
 class VideoWriter:
@@ -410,7 +425,14 @@ class VideoWriter:
             fmt=self.fmt,
             time_base=self.time_base,
             rate=self.src.video.avg_rate or Fraction(25),
+            field_order=self.src.video.field_order,
         )
+        if self.src.video.field_order in FIELD_ORDER_NAMES:
+            order = FIELD_ORDER_NAMES[self.src.video.field_order]
+            _warn(
+                f"input is interlaced ({order}): restored as whole frames (both fields "
+                f"together) and written interlaced ({order}); deinterlace first for best results"
+            )
         try:
             stream = add_video_stream(self._out, self.spec)
         except ValueError as exc:  # the container has no tag for this codec (libx264 in webm)
@@ -643,6 +665,12 @@ class VideoWriter:
                     f"{self._out.format.name} shifted every timestamp by {shift:+.3f} s "
                     "(it cannot start below zero); relative timing and A/V sync are kept"
                 )
+        order = FIELD_ORDER_NAMES.get(self.spec.field_order)
+        if order and written_field_order(self.tmp_path) != self.spec.field_order:
+            _warn(
+                f"{self._out.format.name} with {self._stream.codec_context.name} lost the "
+                f"interlacing flag ({order}); players will take it as progressive"
+            )
         matrix = MATRIX_NAMES.get(int(frame.colorspace)) or assumed_color(self.fmt.height)[0]
         color_range = RANGE_NAMES.get(int(frame.color_range), "tv")
         same_601 = {matrix, color.matrix} <= {"smpte170m", "bt470bg"}

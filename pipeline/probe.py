@@ -113,6 +113,10 @@ TRANSFER_NAMES = {
 }
 
 
+#: AVFieldOrder values of interlaced video <-> FFmpeg's ``-field_order`` names.
+FIELD_ORDER_NAMES = {2: "tt", 3: "bb", 4: "tb", 5: "bt"}
+
+
 def tag_value(table: dict[int, str], name: str) -> int:
     """FFmpeg enum value for a colour tag name (the inverse of the tables above)."""
     for value, known in table.items():
@@ -156,6 +160,7 @@ class VideoStreamInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     frames_announced: int | None = None  # by the container: a count, or duration x rate
     announced_exactly: bool = False  # a count in the header, not an estimate
+    field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2+ interlaced
 
     def frames_short_of(self, decoded: int) -> int:
         """Frames the container announced that were not decoded (0 within an estimate's
@@ -447,6 +452,7 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         metadata=dict(stream.metadata),
         frames_announced=announced,
         announced_exactly=bool(stream.frames),
+        field_order=_field_order(first, cc),
     )
     others = [
         s
@@ -474,6 +480,15 @@ def _duration_seconds(container: av.container.InputContainer, stream: Any) -> fl
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     return None
+
+
+def _field_order(frame: av.VideoFrame, cc: Any) -> int:
+    """The stream's field order; frames flagged interlaced under a header that says
+    nothing (or progressive) are taken as top field first, the common order."""
+    order = int(cc.field_order or 0)
+    if order not in FIELD_ORDER_NAMES and frame.interlaced_frame:
+        return 2
+    return order
 
 
 def _rotation(frame: av.VideoFrame, stream: Any) -> int:

@@ -114,3 +114,23 @@ def shifted(src: str | os.PathLike, dst: str | os.PathLike, seconds: float) -> s
             packet.stream = copy
             out.mux(packet)
     return dst
+
+
+def make_interlaced(path: str | os.PathLike, frames: int = 6) -> str:
+    """Interlaced H.264, top field first (what ``-flags +ildct+ilme -field_order tt``
+    writes): the container and every frame say so."""
+    path = os.fspath(path)
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        cc = stream.codec_context
+        cc.field_order = 2  # AV_FIELD_TT
+        cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        cc.colorspace = cc.color_primaries = cc.color_trc = 1  # bt709
+        for i in range(frames):
+            rgb = np.full((48, 64, 3), 30 * i, np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
