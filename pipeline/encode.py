@@ -84,7 +84,7 @@ def planes_to_frame(planes: Sequence[np.ndarray], pix_fmt: str) -> av.VideoFrame
     """An ``av.VideoFrame`` of planar ``pix_fmt`` holding copies of the Y, U, V arrays."""
     height, width = planes[0].shape
     frame = av.VideoFrame(width, height, pix_fmt)
-    dtype = np.dtype("<u2") if "p10" in pix_fmt else np.dtype(np.uint8)
+    dtype = np.dtype("<u2") if "p10" in pix_fmt or "p12" in pix_fmt else np.dtype(np.uint8)
     for plane, data in zip(frame.planes, planes, strict=True):
         rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
         view = rows.view(dtype)
@@ -116,7 +116,14 @@ def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
     """Rank a substitute pixel format: same depth first (deeper before shallower), then
     same chroma resolution (finer before coarser)."""
     w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
-    depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
+    # Shallower: the nearest depth first (12-bit falls to 10, not 8).
+    depth = (
+        0
+        if w.bit_depth == o.bit_depth
+        else 1
+        if o.bit_depth > w.bit_depth
+        else 2 + (w.bit_depth - o.bit_depth)
+    )
     w_res = 2 - sum(w.chroma_shift)
     o_res = 2 - sum(o.chroma_shift)
     chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)
@@ -342,6 +349,19 @@ class PacketEncoder:
         return packets, self._stream.codec_context.extradata
 
 
+def _warn_about_lost_planes(src: MediaInfo) -> None:
+    """Say what the transport format leaves behind: an alpha plane (the stages restore
+    colour only) and bits beyond 12. A depth the encoder cannot take is said by
+    ``pick_output_format``."""
+    source = src.video.source_pix_fmt
+    desc = av.VideoFormat(source)
+    if any(c.is_alpha for c in desc.components):
+        _warn(f"input {source} has an alpha plane; restored without it (the output has none)", 5)
+    depth = max(c.bits for c in desc.components)
+    if depth > src.video.fmt.bit_depth and depth > 10:
+        _warn(f"input {source} is {depth}-bit; restored at {src.video.fmt.bit_depth} bits", 5)
+
+
 def written_field_order(path: str) -> int:
     """The field order a finished file's video stream declares (0 when unreadable)."""
     try:
@@ -427,6 +447,7 @@ class VideoWriter:
             rate=self.src.video.avg_rate or Fraction(25),
             field_order=self.src.video.field_order,
         )
+        _warn_about_lost_planes(self.src)
         if self.src.video.field_order in FIELD_ORDER_NAMES:
             order = FIELD_ORDER_NAMES[self.src.video.field_order]
             _warn(

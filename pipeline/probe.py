@@ -203,9 +203,10 @@ def check_unchanged(info: MediaInfo) -> None:
 def transport_pix_fmt(source_pix_fmt: str) -> str:
     """Planar YUV layout the frames of ``source_pix_fmt`` travel in.
 
-    8-bit sources keep 4:2:0 / 4:2:2 / 4:4:4 (``yuvj*`` and ``nv12`` included); deeper
-    sources become the 10-bit variant; RGB, grey, palette and exotic subsamplings become
-    4:4:4 so that no chroma detail is thrown away on the way in.
+    8-bit sources keep 4:2:0 / 4:2:2 / 4:4:4 (``yuvj*`` and ``nv12`` included); 9- and
+    10-bit sources become the 10-bit variant, deeper ones the 12-bit variant; RGB, grey,
+    palette and exotic subsamplings become 4:4:4 so that no chroma detail is thrown away
+    on the way in. An alpha plane is not carried (``VideoWriter`` says so).
     """
     try:
         desc = av.VideoFormat(source_pix_fmt)
@@ -213,7 +214,7 @@ def transport_pix_fmt(source_pix_fmt: str) -> str:
         raise InputError(f"unknown pixel format {source_pix_fmt!r}") from exc
     comps = desc.components
     depth = max(c.bits for c in comps) if comps else 8
-    suffix = "10le" if depth > 8 else ""
+    suffix = "12le" if depth > 10 else "10le" if depth > 8 else ""
     if desc.is_rgb or desc.has_palette or len(comps) < 3:
         return f"yuv444p{suffix}"
     # Chroma shifts from the component sizes at a probe size divisible by 4.

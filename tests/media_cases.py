@@ -134,3 +134,28 @@ def make_interlaced(path: str | os.PathLike, frames: int = 6) -> str:
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def make_ffv1(path: str | os.PathLike, pix_fmt: str, frames: int = 4) -> str:
+    """FFV1 in Matroska in any planar ``pix_fmt`` (12-bit, alpha ...): every plane a
+    moving ramp over the format's whole code range, tagged BT.709."""
+    path = os.fspath(path)
+    desc = av.VideoFormat(pix_fmt)
+    depth = desc.components[0].bits
+    dtype = np.dtype("<u2") if depth > 8 else np.dtype(np.uint8)
+    with av.open(path, "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        cc = stream.codec_context
+        cc.colorspace = cc.color_primaries = cc.color_trc = 1  # bt709
+        for i in range(frames):
+            frame = av.VideoFrame(64, 48, pix_fmt)
+            for n, plane in enumerate(frame.planes):
+                rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size).view(dtype)
+                h, w = plane.height, plane.width
+                ramp = np.arange(w)[None, :] * 7 + np.arange(h)[:, None] * 3 + 11 * i + 5 * n
+                rows[:h, :w] = ramp % (1 << depth)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
