@@ -40,6 +40,7 @@ class DecodeStats:
     pts_repaired: int = 0  # frames whose pts was missing or not increasing
     read_errors: int = 0  # demuxing stopped early (truncated or damaged file)
     frames_missing: int = 0  # announced by the container but never decoded
+    frames_rescaled: int = 0  # of another size than the first (a new SPS mid-stream)
 
     @property
     def clean(self) -> bool:
@@ -199,7 +200,7 @@ class ChunkReader:
                 continue
             if (frame.width, frame.height) != (fmt.width, fmt.height):
                 frame = frame.reformat(width=fmt.width, height=fmt.height)
-                log.warning("%s: frame size changed mid-stream; rescaled", self.info.path)
+                self.stats.frames_rescaled += 1  # said once, in the summary
             planes = frame_to_planes(convert_layout(frame, fmt.pix_fmt, fmt.color), fmt)
             slot = len(pts_list)
             if slot == len(buffers[0]):

@@ -44,7 +44,7 @@ from pipeline.probe import (
     open_input,
     tag_value,
 )
-from pipeline.streaming import DEFAULT_STREAM_FORMAT
+from pipeline.streaming import DEFAULT_STREAM_FORMAT, SEEKING_MUXERS
 
 log = logging.getLogger(__name__)
 
@@ -412,6 +412,12 @@ class VideoWriter:
         except ValueError as exc:
             self.abort()
             raise OutputError(f"cannot write {self.dst}: {exc}") from None
+        if self.streaming and self._out.format.name in SEEKING_MUXERS:
+            self.abort()
+            raise ConfigError(
+                f"{self._out.format.name} cannot be written as a stream (its muxer goes back "
+                f"to finish the file): use output.format=matroska or nut for {self.dst}"
+            )
         rate = src.video.avg_rate
         if not self._out.format.flags & av.format.Flags.variable_fps.value:
             # AVI-like muxers count time in frames: a fine input time base would store
@@ -516,6 +522,12 @@ class VideoWriter:
                     f"{label}: copied as it is, not restored (only the first video stream, "
                     f"#{self.src.video.index}, is)"
                 )
+            if info.type == "data" and info.codec is None and "timecode" in info.metadata:
+                # A QuickTime timecode track (tmcd): kept as the video's timecode, from
+                # which MOV/MP4 muxers write their own track and Matroska a tag.
+                self._stream.metadata.setdefault("timecode", info.metadata["timecode"])
+                log.info("%s: timecode track, carried as the video's timecode", label)
+                continue
             if info.type == "data" and info.codec is None and self.src.chapters:
                 # mov/mp4 keep chapters in a codec-less text track; they are copied as
                 # chapters above, and the muxer writes its own track for them.

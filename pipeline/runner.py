@@ -53,6 +53,7 @@ class RunSummary:
     read_errors: int = 0  # reading stopped early at damage
     frames_missing: int = 0  # announced by the container, never decoded (truncated input)
     pts_repaired: int = 0  # frames whose timestamp was missing or out of order
+    frames_rescaled: int = 0  # of another size than the first, rescaled to it
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retries: int = 0
     workers: int = 0
@@ -250,6 +251,7 @@ class Pipeline:
             read_errors=stats.read_errors,
             frames_missing=stats.frames_missing,
             pts_repaired=stats.pts_repaired,
+            frames_rescaled=stats.frames_rescaled,
             fps=frames_out / wall if wall > 0 else 0.0,
             stage_seconds=executor.stats.stage_seconds,
             retries=executor.stats.retries,
@@ -308,7 +310,7 @@ class Pipeline:
             )  # fmt: skip
         tracker = ProgressTracker(frames_total, on_progress)
         t0 = time.monotonic()
-        totals = {"frames": 0, "corrupt": 0, "dropped": 0}
+        totals = {"frames": 0, "corrupt": 0, "dropped": 0, "rescaled": 0}
         executor: RayExecutor | None = None
         try:
             with self.writer(target, info, out_fmt) as writer:
@@ -336,6 +338,7 @@ class Pipeline:
                     totals["frames"] += segment.frames
                     totals["corrupt"] += segment.frames_corrupt
                     totals["dropped"] += segment.packets_dropped
+                    totals["rescaled"] += segment.frames_rescaled
                     tracker.advance(segment.frames)
                 if next(fresh, None) is not None:  # drained: the workers' stage times arrive
                     raise PipelineError("a worker returned more segments than were planned")
@@ -356,6 +359,7 @@ class Pipeline:
         wall = time.monotonic() - t0
         stats = executor.stats if executor is not None else None
         damage = _segment_input_stats(info, frames_total)
+        damage.frames_rescaled = totals["rescaled"]
         _warn_about_input(damage)
         return RunSummary(
             output=target.path,
@@ -366,6 +370,7 @@ class Pipeline:
             wall_s=wall,
             read_errors=damage.read_errors,
             frames_missing=damage.frames_missing,
+            frames_rescaled=damage.frames_rescaled,
             fps=(totals["frames"] - frames_reused) / wall if wall > 0 else 0.0,
             stage_seconds=stats.stage_seconds if stats else {},
             retries=stats.retries if stats else 0,
@@ -401,6 +406,12 @@ def _warn_about_input(stats: DecodeStats) -> None:
         )
     if problems:
         warnings.warn("input damaged: " + "; ".join(problems), stacklevel=3)
+    if stats.frames_rescaled:
+        message = (
+            f"frame size changed mid-stream: {stats.frames_rescaled} frame(s) rescaled to "
+            "the first frame's size"
+        )
+        warnings.warn(message, stacklevel=3)
 
 
 def _segment_input_stats(info: MediaInfo, frames_planned: int) -> DecodeStats:

@@ -159,3 +159,47 @@ def make_ffv1(path: str | os.PathLike, pix_fmt: str, frames: int = 4) -> str:
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def make_size_change(folder: str | os.PathLike) -> str:
+    """MPEG-TS whose H.264 stream changes from 64x48 to 32x32 after 6 frames (a new
+    SPS mid-stream, as spliced broadcasts and some cameras write)."""
+    from tests.media_factory import make_clip
+
+    folder = os.fspath(folder)
+    first = make_clip(os.path.join(folder, "a.ts"), width=64, height=48, frames=6, matrix="bt709")
+    then = make_clip(os.path.join(folder, "b.ts"), width=32, height=32, frames=6, matrix="bt709")
+    path = os.path.join(folder, "spliced.ts")
+    with av.open(first) as a, av.open(then) as b, av.open(path, "w") as out:
+        copy = out.add_stream_from_template(a.streams.video[0])
+        last = 0
+        for packet in a.demux(a.streams.video[0]):
+            if packet.size:
+                packet.stream, last = copy, max(last, packet.pts)
+                out.mux(packet)
+        offset = None
+        for packet in b.demux(b.streams.video[0]):
+            if packet.size:
+                offset = last + 3600 - packet.dts if offset is None else offset
+                packet.pts += offset
+                packet.dts += offset
+                packet.stream = copy
+                out.mux(packet)
+    return path
+
+
+def make_mov_with_timecode(path: str | os.PathLike) -> str:
+    """QuickTime with a timecode track (``tmcd``, a data stream without a codec)."""
+    path = os.fspath(path)
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.colorspace = 1  # bt709
+        stream.metadata["timecode"] = "01:00:00:00"  # the muxer adds the tmcd track
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
