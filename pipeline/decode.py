@@ -19,7 +19,6 @@ import av
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.ffmpeg_log import demuxer_errors
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
 from pipeline.probe import MediaInfo, check_unchanged, open_input
 
@@ -116,6 +115,7 @@ class ChunkReader:
         self.seek_to = seek_to
         self.stats = DecodeStats()
         self._hidden = 0  # packets an edit list hides (counted by the container, not shown)
+        self._last_pts: int | None = None  # of the last frame decoded
         self._chunks = self._generate()
 
     def __iter__(self) -> ChunkReader:
@@ -149,18 +149,13 @@ class ChunkReader:
             packets = container.demux(stream)
             while True:
                 try:
-                    with demuxer_errors(container.format.name) as damage:
-                        packet = next(packets)
+                    packet = next(packets)
                 except StopIteration:
                     break
                 except av.FFmpegError as exc:
                     self.stats.read_errors += 1
                     log.warning("%s: read error, stopping early: %s", self.info.path, exc)
                     break
-                finally:
-                    for message in damage:  # said only in FFmpeg's log
-                        self.stats.read_errors += 1
-                        log.warning("%s: the demuxer reports damage: %s", self.info.path, message)
                 # An edit list hides these frames (pre-roll): decoded as references, not shown.
                 self._hidden += bool(packet.size and packet.is_discard)
                 try:
@@ -193,6 +188,7 @@ class ChunkReader:
         frame_index = 0
         for frame, pts in _repaired_pts(self._frames(), step, self.stats):
             self.stats.frames_decoded += 1
+            self._last_pts = pts
             if frame.is_corrupt:
                 self.stats.frames_corrupt += 1
             frame_index += 1
@@ -216,8 +212,12 @@ class ChunkReader:
             k = len(pts_list)
             yield Chunk(index, first, pts_list, time_base, fmt, tuple(b[:k] for b in buffers))
         # The demuxer may stop quietly at damage or truncation; the container's count tells.
-        self.stats.frames_missing = self.info.video.frames_short_of(
-            self.stats.frames_decoded + self._hidden
+        # A demuxer that meets the end of a truncated file may end the stream as if it were
+        # whole (FFmpeg only logs it): the container's duration tells too.
+        video = self.info.video
+        self.stats.frames_missing = max(
+            video.frames_short_of(self.stats.frames_decoded + self._hidden),
+            video.frames_short_by_time(self._last_pts),
         )
         if not self.stats.clean or self.stats.pts_repaired:
             log.info("%s: decode finished with %s", self.info.path, self.stats)

@@ -161,6 +161,7 @@ class VideoStreamInfo:
     frames_announced: int | None = None  # by the container: a count, or duration x rate
     announced_exactly: bool = False  # a count in the header, not an estimate
     field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2+ interlaced
+    expected_end: float | None = None  # seconds: where the container's duration ends
 
     def frames_short_of(self, decoded: int) -> int:
         """Frames the container announced that were not decoded (0 within an estimate's
@@ -172,6 +173,17 @@ class VideoStreamInfo:
             tolerance = max(2, round(ESTIMATE_TOLERANCE * self.frames_announced))
             return missing if missing > tolerance else 0
         return max(0, missing)
+
+    def frames_short_by_time(self, last_pts: int | None) -> int:
+        """Frames missing at the end by time: the container's duration runs on past the
+        last frame read (``last_pts``) by more than an estimate's tolerance. Catches a
+        truncated file that announces no frame count (VFR)."""
+        if self.expected_end is None or last_pts is None or not self.avg_rate:
+            return 0
+        frame = 1 / float(self.avg_rate)
+        gap = self.expected_end - (float(last_pts * self.time_base) + frame)
+        tolerance = max(2 * frame, ESTIMATE_TOLERANCE * abs(self.expected_end))
+        return round(gap / frame) if gap > tolerance else 0
 
 
 @dataclass
@@ -454,6 +466,9 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         frames_announced=announced,
         announced_exactly=bool(stream.frames),
         field_order=_field_order(first, cc),
+        # Counted from 0 (Matroska) or from the first frame: the earlier end, so that a
+        # late start is never taken for missing frames.
+        expected_end=min(start + duration, max(duration, start)) if duration else None,
     )
     others = [
         s

@@ -415,13 +415,15 @@ def _warn_about_input(stats: DecodeStats) -> None:
 
 
 def _segment_input_stats(info: MediaInfo, frames_planned: int) -> DecodeStats:
-    """What the demux pass that planned the segments found wrong with the input: damage
-    the demuxer reported, and frames the container announced that no segment holds."""
+    """What the demux pass that planned the segments found wrong with the input: frames
+    the container announced, by count or by duration, that no segment holds."""
     index = index_packets(info)
-    for message in index.errors:
-        log.warning("%s: the demuxer reports damage: %s", info.path, message)
-    missing = info.video.frames_short_of(frames_planned + index.hidden)
-    return DecodeStats(read_errors=len(index.errors), frames_missing=missing)
+    shown = [p for p, s in zip(index.pts, index.shown, strict=True) if s and p is not None]
+    missing = max(
+        info.video.frames_short_of(frames_planned + index.hidden),
+        info.video.frames_short_by_time(max(shown, default=None)),
+    )
+    return DecodeStats(frames_missing=missing)
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

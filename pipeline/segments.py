@@ -23,7 +23,6 @@ from fractions import Fraction
 import av
 
 from pipeline.errors import InputError
-from pipeline.ffmpeg_log import demuxer_errors
 from pipeline.probe import MediaInfo, check_unchanged, open_input
 
 
@@ -35,7 +34,6 @@ class PacketIndex:
     keyframe: list[bool]
     shown: list[bool]  # False for packets the container marks as discarded (edit lists)
     time_base: Fraction
-    errors: tuple[str, ...] = ()  # damage the demuxer reported (a truncated file)
 
     @property
     def hidden(self) -> int:
@@ -126,18 +124,17 @@ def _index_packets(info: MediaInfo) -> PacketIndex:
     try:
         with open_input(info.path) as container:
             stream = container.streams[info.video.index]
-            with demuxer_errors(container.format.name) as errors:
-                for packet in container.demux(stream):
-                    if not packet.size:
-                        continue
-                    pts.append(packet.pts)
-                    keyframe.append(bool(packet.is_keyframe))
-                    shown.append(not packet.is_discard)
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                pts.append(packet.pts)
+                keyframe.append(bool(packet.is_keyframe))
+                shown.append(not packet.is_discard)
             time_base = stream.time_base
     except (av.FFmpegError, OSError) as exc:
         raise InputError(f"cannot index {info.path}: {exc}") from None
     check_unchanged(info)
-    return PacketIndex(pts, keyframe, shown, time_base, tuple(errors))
+    return PacketIndex(pts, keyframe, shown, time_base)
 
 
 def why_not_segmentable(index: PacketIndex) -> str | None:

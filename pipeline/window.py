@@ -213,7 +213,8 @@ class WindowReader(ChunkReader):
         self.span_end = window.end_abs(info)
         # The header's counts are the whole file's: a span decodes fewer, and that is not
         # 'announced frames missing' (truncation is judged on whole-file runs only).
-        info = replace(info, video=replace(info.video, frame_count=None, frames_announced=None))
+        video = replace(info.video, frame_count=None, frames_announced=None, expected_end=None)
+        info = replace(info, video=video)
         super().__init__(info, chunk_frames, seek_to=self.span_start if window.trims else None)
 
     def __next__(self) -> Chunk:
