@@ -493,6 +493,11 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
 def _duration_seconds(container: av.container.InputContainer, stream: Any) -> float | None:
     if stream.duration is not None and stream.time_base:
         return float(stream.duration * stream.time_base)
+    # Matroska's own per-track DURATION tag: the container's duration is the longest
+    # stream's, and audio often runs on past the last picture.
+    tagged = _clock_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+    if tagged:
+        return tagged
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     return None
@@ -505,6 +510,15 @@ def _field_order(frame: av.VideoFrame, cc: Any) -> int:
     if order not in FIELD_ORDER_NAMES and frame.interlaced_frame:
         return 2
     return order
+
+
+def _clock_seconds(text: str | None) -> float | None:
+    """Seconds of an ``HH:MM:SS.fraction`` tag, or None when it is not one."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _rotation(frame: av.VideoFrame, stream: Any) -> int:

@@ -96,3 +96,23 @@ def test_segment_mode_honours_edit_lists_and_reports_truncation(ray_cluster, tmp
     with pytest.warns(UserWarning, match="input damaged: reading stopped early"):
         summary = pipeline.run(cut, tmp_path / "cut_out.mkv")
     assert summary.mode == "segment" and summary.frames_missing > 0
+
+
+def test_audio_that_runs_on_past_the_video_is_not_missing_video(tmp_path: Path):
+    """Matroska's duration is the longest stream's: audio 3 s past the last frame (a
+    recording whose picture stopped first) is not a truncated video."""
+    short = make_clip(tmp_path / "v.mkv", frames=24, vfr=True, matrix="bt709")
+    long = make_clip(tmp_path / "a.mkv", frames=96, audio=True, matrix="bt709")
+    src = str(tmp_path / "both.mkv")
+    with av.open(short) as v, av.open(long) as a, av.open(src, "w") as out:
+        streams = {
+            id(v.streams.video[0]): out.add_stream_from_template(v.streams.video[0]),
+            id(a.streams.audio[0]): out.add_stream_from_template(a.streams.audio[0]),
+        }
+        for source in (v.streams.video[0], a.streams.audio[0]):
+            for packet in source.container.demux(source):
+                if packet.size:
+                    packet.stream = streams[id(source)]
+                    out.mux(packet)
+    summary = clean_run(passthrough(), src, tmp_path / "out.mkv")
+    assert (summary.frames_out, summary.frames_missing) == (24, 0)
