@@ -23,6 +23,9 @@ SUPPORTED_PIX_FMTS = (
     "yuv420p10le",
     "yuv422p10le",
     "yuv444p10le",
+    "yuv420p12le",
+    "yuv422p12le",
+    "yuv444p12le",
 )
 
 
@@ -48,7 +51,7 @@ class VideoFormat:
 
     @property
     def bit_depth(self) -> int:
-        return 10 if "p10" in self.pix_fmt else 8
+        return 12 if "p12" in self.pix_fmt else 10 if "p10" in self.pix_fmt else 8
 
     @property
     def chroma_shift(self) -> tuple[int, int]:
@@ -77,7 +80,7 @@ class Chunk:
     """N consecutive frames: the unit of parallelism, ordering and retry.
 
     ``planes`` holds Y, U, V stacked over frames: shapes (N, H, W), (N, Hc, Wc) x 2,
-    values in the native bit depth (0..255 or 0..1023).
+    values in the native bit depth (0..255, 0..1023 or 0..4095).
     """
 
     index: int

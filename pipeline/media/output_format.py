@@ -45,7 +45,8 @@ def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
     """Rank a substitute pixel format: same depth first (deeper before shallower), then
     same chroma resolution (finer before coarser)."""
     w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
-    depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
+    gap = o.bit_depth - w.bit_depth  # shallower: the nearest first (12-bit falls to 10)
+    depth = 0 if gap == 0 else 1 if gap > 0 else 2 - gap
     w_res = 2 - sum(w.chroma_shift)
     o_res = 2 - sum(o.chroma_shift)
     chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)

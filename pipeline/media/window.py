@@ -213,7 +213,8 @@ class WindowReader(ChunkReader):
         self.span_end = window.end_abs(info)
         # The header's counts are the whole file's: a span decodes fewer, and that is not
         # 'announced frames missing' (truncation is judged on whole-file runs only).
-        info = replace(info, video=replace(info.video, frame_count=None, frames_announced=None))
+        video = replace(info.video, frame_count=None, frames_announced=None, expected_end=None)
+        info = replace(info, video=video)
         super().__init__(info, chunk_frames, seek_to=self.span_start if window.trims else None)
 
     def __next__(self) -> Chunk:
@@ -266,6 +267,9 @@ class WindowWriter(VideoWriter):
 
     def _copy_packet(self, packet: av.Packet) -> None:
         stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is None and packet.stream.disposition & av.stream.Disposition.attached_pic:
+            super()._copy_packet(packet)  # cover art: one picture for the whole file
+            return
         if stamp is None or packet.time_base is None or self.shift is None:
             return  # untimed (or before any frame was written): cannot be placed in the span
         tb = packet.time_base

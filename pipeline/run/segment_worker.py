@@ -55,6 +55,7 @@ class EncodedSegment:
     frames_corrupt: int = 0
     packets_dropped: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    frames_rescaled: int = 0  # of another size than the stream's, rescaled to it
 
 
 def _decoded(payload: SegmentPayload, stats: dict[str, int]) -> Iterator[av.VideoFrame]:
@@ -80,7 +81,7 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
     payload, setup = task.payload, task.setup
     spec, in_fmt, chunk_frames = setup.spec, setup.in_fmt, setup.chunk_frames
     span = payload.span
-    stats = {"packets_dropped": 0, "frames_corrupt": 0}
+    stats = {"packets_dropped": 0, "frames_corrupt": 0, "frames_rescaled": 0}
     encoder = PacketEncoder(spec)
     packets: list[EncodedPacket] = []
     shapes = in_fmt.plane_shapes()
@@ -96,13 +97,15 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
         kept.extend(pts_list)
         pts_list.clear()
 
+    wanted = frozenset(span.frame_pts)
     for frame in _decoded(payload, stats):
-        if frame.pts is None or not span.owns(frame.pts):
-            continue  # a neighbour's frame (decoded only as a reference)
+        if frame.pts not in wanted:
+            continue  # a neighbour's frame, or one an edit list hides (decoded as a reference)
         if frame.is_corrupt:
             stats["frames_corrupt"] += 1
         if (frame.width, frame.height) != (in_fmt.width, in_fmt.height):
             frame = frame.reformat(width=in_fmt.width, height=in_fmt.height)
+            stats["frames_rescaled"] += 1
         planes = frame_to_planes(convert_layout(frame, in_fmt.pix_fmt, in_fmt.color), in_fmt)
         for buffer, plane in zip(buffers, planes, strict=True):
             buffer[len(pts_list)] = plane
@@ -120,4 +123,5 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
     tail, extradata = encoder.finish()
     packets.extend(tail)
     return EncodedSegment(span.index, packets, extradata, len(kept), stats["frames_corrupt"],
-                          stats["packets_dropped"])  # fmt: skip
+                          stats["packets_dropped"],
+                          frames_rescaled=stats["frames_rescaled"])  # fmt: skip

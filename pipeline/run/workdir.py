@@ -143,6 +143,7 @@ class WorkDir:
                 "frames": segment.frames,
                 "frames_corrupt": segment.frames_corrupt,
                 "packets_dropped": segment.packets_dropped,
+                "frames_rescaled": segment.frames_rescaled,
                 "packets": [
                     [len(p.data), p.pts, p.dts, p.duration, str(p.time_base), p.keyframe, p.frame]
                     for p in segment.packets
@@ -165,7 +166,8 @@ class WorkDir:
             offset += size
         extradata = bytes.fromhex(table["extradata"]) if table["extradata"] else None
         return EncodedSegment(index, packets, extradata, table["frames"],
-                              table["frames_corrupt"], table["packets_dropped"])  # fmt: skip
+                              table["frames_corrupt"], table["packets_dropped"],
+                              frames_rescaled=table.get("frames_rescaled", 0))  # fmt: skip
 
     def close(self) -> None:
         """Let another run use the folder (the work stays)."""
