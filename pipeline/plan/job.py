@@ -61,7 +61,7 @@ def plan_job(
 def output_format(out: OutputConfig, info: MediaInfo, graph: StageGraph) -> VideoFormat:
     src = info.video.fmt
     height, width = graph.output_size(src.height, src.width)
-    return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt)
+    return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt, out.options)
 
 
 def encoder_options(out: OutputConfig) -> dict[str, str]:
