@@ -26,6 +26,7 @@ from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import ChunkReader
 from pipeline.media.mux import VideoWriter
 from pipeline.media.probe import MediaInfo
+from pipeline.media.timecode import frames_cut, shift_timecode, source_timecode, with_timecode
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(s|ms|us)?$")
@@ -163,7 +164,11 @@ class Window:
         chapters = info.chapters
         if self.trims:
             chapters = _clip_chapters(chapters, self.start + self.origin(info), self.end_abs(info))
-        return replace(info, video=video, chapters=chapters)
+            timecode = source_timecode(info)
+            if timecode is not None:
+                cut = frames_cut(self.start, video.avg_rate)
+                info = with_timecode(info, shift_timecode(timecode, cut, video.avg_rate or 24))
+        return replace(info, video=replace(video, metadata=info.video.metadata), chapters=chapters)
 
     def end_abs(self, info: MediaInfo) -> Fraction | None:
         return None if self.end is None else self.end + self.origin(info)
