@@ -16,7 +16,7 @@ from functools import lru_cache
 import av
 
 from pipeline.errors import ConfigError
-from pipeline.frames import SUPPORTED_PIX_FMTS, VideoFormat
+from pipeline.frames import SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
 from pipeline.media.planes import RANGE_NAMES, tag_value
 
 log = logging.getLogger(__name__)
@@ -46,15 +46,17 @@ def _encoder_accepts(
     return True
 
 
-def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
-    """Rank a substitute pixel format: same depth first (deeper before shallower), then
-    same chroma resolution (finer before coarser)."""
+def _layout_distance(wanted: str, offered: str) -> tuple[int, int, int, int]:
+    """Rank a substitute pixel format: same family (RGB or YUV) first, then same depth
+    (deeper before shallower, the nearest shallower first), then same chroma resolution
+    (finer before coarser)."""
     w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
+    family = int(w.is_rgb != o.is_rgb)
     depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
     w_res = 2 - sum(w.chroma_shift)
     o_res = 2 - sum(o.chroma_shift)
     chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)
-    return depth, chroma
+    return family, depth, chroma, abs(w.bit_depth - o.bit_depth)
 
 
 def pick_output_format(
@@ -89,6 +91,9 @@ def pick_output_format(
                 )
                 warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
                 log.info(message)
+            if src_fmt.is_rgb and not candidate.startswith("gbrp"):
+                # RGB frames (a sequence) become YUV video in its usual tags: BT.709, limited.
+                return replace(src_fmt, pix_fmt=candidate, color=ColorInfo())
             return replace(src_fmt, pix_fmt=candidate)
     profile_note = f" with profile {profile}" if profile else ""
     raise ConfigError(

@@ -26,6 +26,7 @@ from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import ChunkReader
 from pipeline.media.mux import VideoWriter
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import SequenceInfo, SequenceReader
 from pipeline.media.timecode import frames_cut, shift_timecode, source_timecode, with_timecode
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
@@ -175,6 +176,10 @@ class Window:
 
     def reader(self, info: MediaInfo, chunk_frames: int) -> ChunkReader:
         """Chunks of the window's frames (a plain ``ChunkReader`` for the whole video)."""
+        if isinstance(info, SequenceInfo):
+            if self.is_whole:
+                return SequenceReader(info, chunk_frames)
+            return SequenceWindowReader(info, chunk_frames, self)
         if self.is_whole:
             return ChunkReader(info, chunk_frames)
         return WindowReader(info, chunk_frames, self)
@@ -293,3 +298,7 @@ class WindowWriter(VideoWriter):
         packet.pts = round(lo / tb) - offset
         packet.dts = packet.pts - dts_gap
         super()._copy_packet(packet)
+
+
+class SequenceWindowReader(WindowReader, SequenceReader):
+    """A span or crop of a frame sequence: the window's cut over the sequence's files."""

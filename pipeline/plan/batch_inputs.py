@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import ConfigError, InputError
+from pipeline.media.sequence import is_sequence_path
 
 #: Files a folder input contributes (by extension, not recursive).
 VIDEO_EXTENSIONS = frozenset(
@@ -45,12 +46,13 @@ def _is_pattern(spec: str) -> bool:
 
 
 def is_batch(specs: Sequence[str]) -> bool:
-    """Several inputs, a folder, a glob pattern or a list file make a batch."""
+    """Several inputs, a folder, a glob pattern or a list file make a batch; one frame
+    sequence (a folder of frames or a ``%06d`` pattern) is one input."""
     if len(specs) != 1:
         return True
     spec = specs[0]
     path = Path(spec)
-    if spec == "-":
+    if spec == "-" or is_sequence_path(spec):
         return False
     return path.is_dir() or (not path.exists() and _is_pattern(spec)) or _is_list(path)
 
