@@ -14,8 +14,10 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.media.describe import describe_media
 from pipeline.media.window import Window
+from pipeline.plan.batch_inputs import expand_inputs, plan_outputs
 from pipeline.plan.config_loader import parse_config
 from pipeline.plan.input_config import InputConfig, probe_input
+from pipeline.run.batch import Batch
 from pipeline.run.runner import Pipeline
 
 PASSTHROUGH = """
@@ -166,3 +168,24 @@ def test_ray_segment_mode_falls_back_to_chunks_for_sequences(ray_cluster, tmp_pa
     for n in range(1, 7):
         written = read_frame(tmp_path / "out" / f"frame.{n:06d}.tif").to_ndarray()
         assert np.abs(written.astype(np.int64) - ramp(n)).max() <= 1
+
+
+def test_batch_of_shots_in_gives_a_folder_of_shots_out(tmp_path):
+    write_sequence(tmp_path / "shots" / "shot_0101", "dpx", "gbrp10le", range(1001, 1004))
+    write_sequence(tmp_path / "shots" / "shot_0102", "tif", "rgb48le", range(1, 3))
+    pipe = Pipeline(parse_config(PASSTHROUGH, "g.yaml", []))
+    jobs = plan_outputs(expand_inputs([str(tmp_path / "shots")]), tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = Batch(pipe, jobs).run()
+        again = Batch(pipe, jobs).run()
+    assert [f.status for f in first.files] == ["done", "done"]
+    assert [f.status for f in again.files] == ["skipped", "skipped"]  # a rerun resumes
+    assert sorted(os.listdir(tmp_path / "out")) == ["restore-results.json", "shot_0101",
+                                                    "shot_0102"]  # fmt: skip
+    assert sorted(os.listdir(tmp_path / "out" / "shot_0101")) == [
+        f"frame.{n:06d}.dpx" for n in range(1001, 1004)
+    ]
+    written = read_frame(tmp_path / "out" / "shot_0102" / "frame.000002.tif").to_ndarray()
+    assert np.array_equal(written, ramp(2))

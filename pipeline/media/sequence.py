@@ -9,6 +9,7 @@ first``), so a gap kept on purpose stays a gap on the way out.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -145,6 +146,19 @@ def find_sequence(path: str | os.PathLike, start_number: int | None = None) -> F
     if not numbers:
         raise InputError(f"no frames match {text}")
     return FrameSequence(folder, prefix, suffix, digits, tuple(sorted(set(numbers))))
+
+
+def sequence_fingerprint(path: str | os.PathLike) -> str:
+    """The frames' names, sizes and modification times: a changed shot shows."""
+    seq = find_sequence(path)
+    stats = [os.stat(seq.path(n)) for n in seq.numbers]
+    digest = hashlib.sha256(
+        "\n".join(
+            f"{seq.name(n)} {s.st_size} {s.st_mtime_ns}"
+            for n, s in zip(seq.numbers, stats, strict=True)
+        ).encode()
+    )
+    return f"sequence:{len(stats)}:{digest.hexdigest()}"
 
 
 def describe_gaps(missing: list[int], most: int = 20) -> str:

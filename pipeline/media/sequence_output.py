@@ -22,7 +22,7 @@ import av
 
 from pipeline.errors import OutputError
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
-from pipeline.media.output_path import OutputTarget, output_target
+from pipeline.media.output_path import OutputTarget, check_output, output_target
 from pipeline.media.planes import planes_to_frame
 from pipeline.media.probe import MediaInfo
 from pipeline.media.sequence import IMAGE_CODECS, SequenceInfo, extension, split_pattern
@@ -83,10 +83,11 @@ def _only_this_sequence(folder: Path, name: str) -> bool:
     )
 
 
-def prepare_sequence_output(
+def check_sequence_output(
     dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
-) -> SequenceTarget:
-    """Check a sequence output before any work and make its hidden folder."""
+) -> tuple[Path, str]:
+    """Refuse a sequence output before any work (``OutputError`` saying why); returns
+    its final folder and the pattern's file part."""
     folder_text, name = os.path.split(os.fspath(dst))
     if not folder_text or Path(folder_text).resolve() == Path.cwd().resolve():
         raise OutputError(
@@ -106,6 +107,24 @@ def prepare_sequence_output(
             raise OutputError(f"{folder} exists (use -y to replace its frames)")
         if not _only_this_sequence(folder, name):
             raise OutputError(f"{folder} holds other files than {name}; not replaced")
+    return folder, name
+
+
+def check_any_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> None:
+    """``check_output`` for a file, ``check_sequence_output`` for a sequence (batches)."""
+    if is_sequence_output(dst):
+        check_sequence_output(dst, overwrite=overwrite, inputs=inputs)
+    else:
+        check_output(dst, overwrite=overwrite, inputs=inputs)
+
+
+def prepare_sequence_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> SequenceTarget:
+    """Check a sequence output before any work and make its hidden folder."""
+    folder, name = check_sequence_output(dst, overwrite=overwrite, inputs=inputs)
     prefix, suffix = f".{folder.name}.", ".partial"
     sweep_stale(folder.parent, prefix, suffix)
     sweep_stale(folder.parent, prefix, ".replaced")
