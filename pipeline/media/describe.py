@@ -14,8 +14,9 @@ def describe_media(info: MediaInfo) -> dict[str, Any]:
     """JSON-friendly summary of a file or a frame sequence."""
     summary = describe(info)
     summary["timecode"] = source_timecode(info)
-    seq = summary.pop("sequence", None) and info.sequence  # type: ignore[attr-defined]
-    if isinstance(info, SequenceInfo) and seq is not None:
+    summary.pop("sequence", None)  # every frame number: the facts below say it shorter
+    if isinstance(info, SequenceInfo) and info.sequence is not None:
+        seq = info.sequence
         missing = seq.missing
         summary["sequence"] = {
             "pattern": seq.pattern,
