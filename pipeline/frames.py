@@ -26,6 +26,11 @@ SUPPORTED_PIX_FMTS = (
     "yuv420p12le",
     "yuv422p12le",
     "yuv444p12le",
+    # planar RGB (G, B, R planes): frame sequences, whose 10, 12 and 16 bits stay exact
+    "gbrp",
+    "gbrp10le",
+    "gbrp12le",
+    "gbrp16le",
 )
 
 
@@ -51,7 +56,12 @@ class VideoFormat:
 
     @property
     def bit_depth(self) -> int:
-        return 12 if "p12" in self.pix_fmt else 10 if "p10" in self.pix_fmt else 8
+        return next((bits for bits in (10, 12, 16) if f"p{bits}" in self.pix_fmt), 8)
+
+    @property
+    def is_rgb(self) -> bool:
+        """Planar RGB (planes G, B, R, full range), not YUV."""
+        return self.pix_fmt.startswith("gbrp")
 
     @property
     def chroma_shift(self) -> tuple[int, int]:

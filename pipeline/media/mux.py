@@ -92,7 +92,7 @@ class VideoWriter:
         self.src = src
         self.frames_written = 0
         self._first_time: Fraction | None = None  # seconds, of the first frame written
-        self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
+        self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt, options)
         self.time_base = src.video.time_base
         self.streaming = self.target.stream
         self.tmp_path = self.target.url

@@ -26,6 +26,8 @@ from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import ChunkReader
 from pipeline.media.mux import VideoWriter
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import SequenceInfo, SequenceReader
+from pipeline.media.timecode import frames_cut, shift_timecode, source_timecode, with_timecode
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(s|ms|us)?$")
@@ -163,13 +165,21 @@ class Window:
         chapters = info.chapters
         if self.trims:
             chapters = _clip_chapters(chapters, self.start + self.origin(info), self.end_abs(info))
-        return replace(info, video=video, chapters=chapters)
+            timecode = source_timecode(info)
+            if timecode is not None:
+                cut = frames_cut(self.start, video.avg_rate)
+                info = with_timecode(info, shift_timecode(timecode, cut, video.avg_rate or 24))
+        return replace(info, video=replace(video, metadata=info.video.metadata), chapters=chapters)
 
     def end_abs(self, info: MediaInfo) -> Fraction | None:
         return None if self.end is None else self.end + self.origin(info)
 
     def reader(self, info: MediaInfo, chunk_frames: int) -> ChunkReader:
         """Chunks of the window's frames (a plain ``ChunkReader`` for the whole video)."""
+        if isinstance(info, SequenceInfo):
+            if self.is_whole:
+                return SequenceReader(info, chunk_frames)
+            return SequenceWindowReader(info, chunk_frames, self)
         if self.is_whole:
             return ChunkReader(info, chunk_frames)
         return WindowReader(info, chunk_frames, self)
@@ -292,3 +302,7 @@ class WindowWriter(VideoWriter):
         packet.pts = round(lo / tb) - offset
         packet.dts = packet.pts - dts_gap
         super()._copy_packet(packet)
+
+
+class SequenceWindowReader(WindowReader, SequenceReader):
+    """A span or crop of a frame sequence: the window's cut over the sequence's files."""

@@ -18,8 +18,9 @@ from pipeline.errors import PipelineError, ResumableError, WorkerError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import DecodeStats
 from pipeline.media.mux import VideoWriter
-from pipeline.media.output_path import OutputTarget, output_target
+from pipeline.media.output_path import OutputTarget
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence_output import SequenceTarget, SequenceWriter, any_output_target
 from pipeline.media.streaming import spooled_input
 from pipeline.media.window import Window
 from pipeline.plan.config import PipelineConfig, config_hash
@@ -140,7 +141,7 @@ class Pipeline:
         """
         # The output is checked (and its temporary file made) before any input is read.
         with (
-            output_target(dst, overwrite=overwrite, inputs=[src]) as target,
+            any_output_target(dst, overwrite=overwrite, inputs=[src]) as target,
             spooled_input(src) as path,
         ):
             if work_dir is None and not target.stream:
@@ -156,7 +157,8 @@ class Pipeline:
         work: _WorkSettings,
         window: Window,
     ) -> RunSummary:
-        job = plan_job(self.config, src, window=window)
+        sequence_out = isinstance(target, SequenceTarget)
+        job = plan_job(self.config, src, window=window, sequence_out=sequence_out)
         if job.spans is not None:
             return self._run_segments(job, target, on_progress, work)
         chunks = job.window.reader(job.info, self.config.execution.chunk_frames)
@@ -202,10 +204,12 @@ class Pipeline:
             bytes_moved=executor.stats.bytes_moved,
         )
 
-    def writer(self, target: OutputTarget, job: JobPlan) -> VideoWriter:
+    def writer(self, target: OutputTarget, job: JobPlan) -> VideoWriter | SequenceWriter:
         """The output writer this config asks for: it writes ``target``'s temporary file
         and publishes it on ``close()`` (``pipeline.media.output_path``); with a trimmed
         ``job.window``, one that writes only its span, shifted to start at 0."""
+        if isinstance(target, SequenceTarget):
+            return SequenceWriter(target, job.view, job.out_fmt)
         return job.window.writer(
             target,
             job.info,
