@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import os
 import re
 import types
@@ -55,7 +56,8 @@ Path_ = tuple[str | int, ...]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A non-finite number passes every bound (nan compares false) and makes garbage.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class GraphError(ValueError):
@@ -125,6 +127,9 @@ class OutputConfig(_Strict):
         """YAML reads ``g: 48`` as a number; FFmpeg options are strings."""
         if not isinstance(value, dict):
             return value
+        for key, v in value.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{key}: input should be a finite number")
         return {
             k: ("1" if v else "0")
             if isinstance(v, bool)

@@ -379,3 +379,22 @@ def test_topological_order_is_linear():
 )
 def test_other_sizes_are_bounded(override: str):
     assert override.split("=")[0].split(".")[-1] in _error(BASE, (override,))
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "stages.sharpen.amount=.inf",
+        "stages.sharpen.amount=-.inf",
+        "stages.sharpen.sigma=.nan",
+        "stages.sharpen.amount='inf'",
+        "execution.gpus_per_worker=.nan",
+        "execution.chunk_timeout_s=.inf",
+        "execution.segment_seconds=.nan",
+        "output.options.crf=.nan",
+    ],
+)
+def test_non_finite_numbers_are_refused_everywhere(override: str):
+    """Regression: ``.inf`` validated and wrote garbage; ``.nan`` passed every bound."""
+    message = _error(BASE, (override,))
+    assert override.split("=")[0].split(".")[-1] in message and "finite" in message

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StageParams(BaseModel):
-    """Base for a stage's YAML parameters: unknown keys are errors."""
+    """Base for a stage's YAML parameters: unknown keys and non-finite numbers (which
+    pass every bound, nan comparing false) are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Stage:
