@@ -29,7 +29,7 @@ import torch
 
 from pipeline.colour import rgb_to_yuv, yuv_to_rgb
 from pipeline.errors import ConfigError, OutputError
-from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.frames import MAX_DIMENSION, ColorInfo, VideoFormat
 from pipeline.plots import quality_plot
 from pipeline.probe import MediaInfo, probe
 from pipeline.window import Window, parse_time
@@ -379,6 +379,8 @@ def compare(
         raise ConfigError(f"-o {out}: use .png for a contact sheet or {'/'.join(VIDEO_EXTS)}")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} exists (use -y to overwrite)")
+    if not 0 <= cell_width <= MAX_DIMENSION:
+        raise ConfigError(f"--width {cell_width}: 0 (full size) to {MAX_DIMENSION} pixels")
     labels = list(labels) if labels else default_labels(paths)
     if len(labels) != len(paths):
         raise ConfigError(f"{len(labels)} labels for {len(paths)} videos")

@@ -151,3 +151,14 @@ def test_a_super_resolution_input_is_measured_upscaled(
     three_quarters = write(tmp_path / "odd.mkv", odd, pts, tb)
     with pytest.raises(ConfigError, match="integer factor"):
         compare([three_quarters], tmp_path / "odd.png", reference=clips["a"])
+
+
+@pytest.mark.parametrize("width", [-5, -1, 100_000])
+def test_a_bad_cell_width_is_a_usage_error_before_any_work(
+    clips: dict[str, str], tmp_path: Path, width: int
+) -> None:
+    """Regression: ``--width -5`` was an OpenCV assertion (exit 1, "internal")."""
+    out = tmp_path / "sheet.png"
+    with pytest.raises(ConfigError, match="--width"):
+        compare([clips["a"]], out, cell_width=width)
+    assert not list(tmp_path.iterdir())
