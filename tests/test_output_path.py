@@ -181,3 +181,30 @@ def test_a_link_to_a_device_is_written_through_not_replaced(clip, tmp_path):
     assert link.is_symlink() and os.readlink(link) == "/dev/null"
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]
+
+
+def test_a_link_to_a_file_is_written_through_not_replaced(clip, tmp_path):
+    """Regression: the check followed the link, then the temporary file was renamed over
+    the link itself: the file it named kept its old content."""
+    real = tmp_path / "real" / "out.mkv"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "out.mkv"
+    link.symlink_to(real)
+    with pytest.raises(OutputError, match="exists"):
+        passthrough().run(clip, link)
+    passthrough().run(clip, link, overwrite=True)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert frame_pts(real) == frame_pts(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "real"]
+    assert [p.name for p in real.parent.iterdir()] == ["out.mkv"]
+
+
+def test_a_descriptor_path_writes_the_file_it_names(clip, tmp_path):
+    """Regression: ``-o /dev/stdout > file``: ``/proc/self/fd/1`` names a regular file;
+    the output went beside the link (or over it) and the file stayed empty."""
+    target = tmp_path / "redirected.mkv"
+    with open(target, "wb") as f:
+        passthrough().run(clip, f"/proc/self/fd/{f.fileno()}", overwrite=True)
+    assert frame_pts(target) == frame_pts(clip)
+    assert [p.name for p in tmp_path.iterdir()] == ["redirected.mkv"]

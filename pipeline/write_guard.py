@@ -1,0 +1,33 @@
+"""One guard for every file the product writes: the output, the report, compare's files,
+the work directory and exported weights.
+
+Three rules, kept in one place so no writer forgets one:
+
+* a path is written where it really leads (``resolve``): a symlink, ``/dev/stdout`` or
+  ``/proc/self/fd/1`` naming a regular file gets that file replaced, never the link (a
+  temporary file renamed over the link would leave the file it names untouched);
+* what a job reads, or writes under another name, is never written (``refuse_clash``),
+  whether it is spelled differently, reached through a link or a hard link, or does not
+  exist yet;
+* running out of space is an output error (exit 2) that says so (``write_error``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """The absolute path a write to ``path`` lands in, every link followed (a dangling
+    link: the file it would create)."""
+    return Path(os.path.realpath(path))
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same inode when both exist (hard links,
+    ``./a.mp4`` and ``a.mp4``), else the same resolved path (neither written yet)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return resolve(a) == resolve(b)
