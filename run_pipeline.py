@@ -146,13 +146,18 @@ def _check_report_args(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from pipeline.errors import OutputError
+    from pipeline.write_guard import refuse_clash
 
     if args.reference and not args.report:
         raise ConfigError("--reference needs --report (or use the compare command)")
     if not args.report:
         return
-    if "-" in (args.input[0], args.output):
+    if "-" in (args.input[0], args.output, args.report):
         raise ConfigError("--report reads the input and output again: give files, not '-'")
+    # Even with -y: the report is written after the job, over what it read or wrote.
+    named = {"the input": args.input[0], "the output": args.output}
+    refuse_clash(args.report, "--report", {**named, "the --reference video": args.reference})
+    refuse_clash(args.output, "-o", {"the --reference video": args.reference})
     report = Path(args.report)
     if report.exists() and not args.overwrite:
         raise OutputError(f"{report} exists (use -y to overwrite)")

@@ -15,7 +15,10 @@ Three rules, kept in one place so no writer forgets one:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+
+from pipeline.errors import OutputError
 
 
 def resolve(path: str | os.PathLike) -> Path:
@@ -31,3 +34,13 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return resolve(a) == resolve(b)
+
+
+def refuse_clash(
+    dst: str | os.PathLike, what: str, others: Mapping[str, str | os.PathLike | None]
+) -> None:
+    """Refuse to write ``dst`` (``what``: ``-o``, ``--report``) over any of ``others``
+    (description -> path; None and ``-`` skipped), even with ``-y``: ``OutputError``."""
+    for name, other in others.items():
+        if other is not None and os.fspath(other) != "-" and same_file(dst, other):
+            raise OutputError(f"{what} {dst} is {name}; write it elsewhere")

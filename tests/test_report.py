@@ -132,3 +132,48 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     assert result.returncode == 0 and shot.stat().st_size > 50_000, result.stderr[-2000:]
     if os.environ.get("REPORT_SCREENSHOT"):  # for a person to look at
         shutil.copyfile(shot, os.environ["REPORT_SCREENSHOT"])
+
+
+def _run_main(*args: str) -> int:
+    """``run_pipeline.py run`` in this process (the checks under test come before any work)."""
+    import run_pipeline
+
+    return run_pipeline.main(["run", "-c", str(REPO / "configs/passthrough.yaml"), *args])
+
+
+@pytest.mark.parametrize(
+    "clash", ["input", "input-spelled", "input-hard-link", "output", "reference"]
+)
+def test_the_report_never_replaces_a_file_the_job_reads_or_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, clash: str
+) -> None:
+    """Regression: ``--report in.mp4`` replaced the input video with HTML (exit 0); the
+    report was never checked against the input, the output or the reference."""
+    src = Path(make_clip(tmp_path / "in.mp4", frames=2))
+    ref = tmp_path / "ref.mp4"
+    ref.write_bytes(src.read_bytes())
+    before = src.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    report = {"input": str(src), "input-spelled": "./sub/../in.mp4", "output": "out.mp4",
+              "input-hard-link": "linked.mp4", "reference": str(ref)}[clash]  # fmt: skip
+    (tmp_path / "sub").mkdir()
+    os.link(src, tmp_path / "linked.mp4")
+    code = _run_main("-i", str(src), "-o", "out.mp4", "-y", "--report", report,
+                     "--reference", str(ref))  # fmt: skip
+    assert code == 2, capsys.readouterr().err
+    assert "--report" in capsys.readouterr().err
+    assert src.read_bytes() == before and ref.read_bytes() == before
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_output_never_replaces_the_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    src = Path(make_clip(tmp_path / "in.mp4", frames=2))
+    ref = tmp_path / "ref.mp4"
+    ref.write_bytes(src.read_bytes())
+    code = _run_main("-i", str(src), "-o", str(ref), "-y", "--report",
+                     str(tmp_path / "r.html"), "--reference", str(ref))  # fmt: skip
+    assert code == 2 and "reference" in capsys.readouterr().err
+    assert ref.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "ref.mp4"]
