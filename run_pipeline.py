@@ -10,6 +10,7 @@ failed beyond their retries with nothing kept, 130 interrupted (SIGINT), 143 ter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shlex
@@ -142,10 +143,9 @@ def _window(args: argparse.Namespace) -> Any:
 
 
 def _check_report_args(args: argparse.Namespace) -> None:
-    """Report options are checked before hours of work, not after."""
-    from pathlib import Path
-
-    from pipeline.errors import OutputError
+    """Report options are checked before hours of work, not after (the report's own file
+    is reserved by ``_cmd_run``)."""
+    from pipeline.probe import probe
     from pipeline.write_guard import refuse_clash
 
     if args.reference and not args.report:
@@ -158,13 +158,8 @@ def _check_report_args(args: argparse.Namespace) -> None:
     named = {"the input": args.input[0], "the output": args.output}
     refuse_clash(args.report, "--report", {**named, "the --reference video": args.reference})
     refuse_clash(args.output, "-o", {"the --reference video": args.reference})
-    report = Path(args.report)
-    if report.exists() and not args.overwrite:
-        raise OutputError(f"{report} exists (use -y to overwrite)")
-    if not report.parent.is_dir():
-        raise OutputError(f"report folder {report.parent} does not exist")
-    if args.reference and not Path(args.reference).is_file():
-        raise ConfigError(f"--reference {args.reference}: no such file")
+    if args.reference:
+        probe(args.reference)  # a video at all (exit 3), before the job, not after it
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -182,6 +177,7 @@ def _print_json(obj: Any) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.batch import is_batch
+    from pipeline.output_path import output_target
     from pipeline.progress import BarReporter, JsonLinesReporter
     from pipeline.report import ProgressRecorder, ReportInputs, write_report
     from pipeline.runner import Pipeline
@@ -203,31 +199,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if on_progress is not None:
                 on_progress.close()
     recorder = ProgressRecorder(on_progress)
-    try:
-        summary = pipe.run(
-            args.input[0],
-            args.output,
-            overwrite=args.overwrite,
-            on_progress=recorder,
-            window=window,
-            work_dir=args.work_dir,
-            restart=args.restart,
-            keep_work=args.keep_work,
-        )
-    finally:
-        if on_progress is not None:
-            on_progress.close()
-    if args.report:
-        inputs = ReportInputs(
-            args.input[0],
-            args.output,
-            pipe.config,
-            summary.to_dict(),
-            recorder.events,
-            window,
-            args.reference,
-        )
-        write_report(args.report, inputs)
+    with contextlib.ExitStack() as stack:
+        if args.report:  # checked and reserved with the output, before any work
+            read = [p for p in (args.input[0], args.reference) if p]
+            report = output_target(args.report, overwrite=args.overwrite, inputs=read)
+            report_target = stack.enter_context(report)
+        try:
+            summary = pipe.run(
+                args.input[0],
+                args.output,
+                overwrite=args.overwrite,
+                on_progress=recorder,
+                window=window,
+                work_dir=args.work_dir,
+                restart=args.restart,
+                keep_work=args.keep_work,
+            )
+        finally:
+            if on_progress is not None:
+                on_progress.close()
+        if args.report:
+            inputs = ReportInputs(
+                args.input[0],
+                args.output,
+                pipe.config,
+                summary.to_dict(),
+                recorder.events,
+                window,
+                args.reference,
+            )
+            write_report(report_target, inputs)
     if mode == "json":
         print(json.dumps({"event": "summary", **summary.to_dict()}), file=sys.stderr)
     stages = ", ".join(

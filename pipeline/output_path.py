@@ -22,7 +22,7 @@ from pathlib import Path
 from pipeline.errors import OutputError
 from pipeline.streaming import STDOUT_URL, is_stdio
 from pipeline.tempfiles import owned_name, sweep_stale
-from pipeline.write_guard import resolve, same_file
+from pipeline.write_guard import resolve, same_file, write_error
 
 
 @dataclass
@@ -45,6 +45,16 @@ class OutputTarget:
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot move output into place at {self.path}: {exc}") from None
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` whole and publish it (a file written at once, such as a report)."""
+        try:
+            with open(self.url, "wb") as out:
+                out.write(data)
+        except OSError as exc:
+            self.discard()
+            raise write_error(exc, self.path) from None
+        self.publish()
 
     def discard(self) -> None:
         """Remove the temporary file, if it is still there (a stream has none)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -27,6 +26,7 @@ import yaml
 from pipeline.compare import Aligned, QualityTable, aligned_frames, draw_label
 from pipeline.config import dump_resolved
 from pipeline.graph import StageGraph
+from pipeline.output_path import OutputTarget
 from pipeline.plots import fps_plot, stage_plot
 from pipeline.probe import MediaInfo, probe
 from pipeline.progress import Progress, ProgressCallback
@@ -282,12 +282,11 @@ def build_report(inputs: ReportInputs) -> str:
     return _PAGE.format(title=title, body=body, css=_CSS, script=_SCRIPT)
 
 
-def write_report(path: str | os.PathLike, inputs: ReportInputs) -> None:
-    """Write the report to ``path`` (through a temporary name, then renamed)."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(build_report(inputs), encoding="utf-8")
-    os.replace(partial, path)
+def write_report(target: OutputTarget, inputs: ReportInputs) -> None:
+    """Write the report into ``target``, reserved before the job ran
+    (``pipeline.output_path.prepare_output``: an unwritable folder fails before hours of
+    work, not after them)."""
+    target.write(build_report(inputs).encode("utf-8"))
 
 
 _CSS = """

@@ -14,11 +14,15 @@ Three rules, kept in one place so no writer forgets one:
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.errors import OutputError
+
+#: Errors that mean the disk (or the user's quota) is full.
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def resolve(path: str | os.PathLike) -> Path:
@@ -44,3 +48,10 @@ def refuse_clash(
     for name, other in others.items():
         if other is not None and os.fspath(other) != "-" and same_file(dst, other):
             raise OutputError(f"{what} {dst} is {name}; write it elsewhere")
+
+
+def write_error(exc: OSError, path: str | os.PathLike) -> OutputError:
+    """An ``OutputError`` for a failed write; a full disk says so."""
+    if exc.errno in _FULL:
+        return OutputError(f"disk full writing {path}: free some space and run again")
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")

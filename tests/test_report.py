@@ -177,3 +177,39 @@ def test_the_output_never_replaces_the_reference(
     assert code == 2 and "reference" in capsys.readouterr().err
     assert ref.read_bytes() == src.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "ref.mp4"]
+
+
+def test_an_unwritable_report_folder_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Regression: the report was written only after the job had published its output
+    (exit 1 "internal"). sysfs refuses new files even to root."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"), "--report", "/sys/r.html")
+    assert code == 2 and "/sys" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_reference_that_is_not_a_video_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Regression: ``--reference notes.txt`` was found unreadable after the job (exit 3
+    with the output already published)."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")
+    code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"),
+                     "--report", str(tmp_path / "r.html"), "--reference", str(notes))  # fmt: skip
+    assert code == 3 and "notes.txt" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "notes.txt"]
+
+
+def test_a_full_disk_leaves_no_partial_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture, small_disk
+) -> None:
+    """Regression: a full disk left ``.r.html.partial`` beside the report (exit 1)."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    disk = small_disk("4k")
+    code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"), "--report", str(disk / "r.html"))
+    assert code == 2 and "disk full" in capsys.readouterr().err
+    assert list(disk.iterdir()) == []
