@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline.compare import aligned_frames, compare, wipe, wipe_position
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 from pipeline.probe import probe
 
 W, H = 64, 48
@@ -162,3 +163,44 @@ def test_a_bad_cell_width_is_a_usage_error_before_any_work(
     with pytest.raises(ConfigError, match="--width"):
         compare([clips["a"]], out, cell_width=width)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_result_never_replaces_a_video_it_compares(
+    clips: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: ``compare a.mp4 b.mp4 -o a.mp4 -y`` replaced an input with its result."""
+    a = tmp_path / "a.mkv"
+    a.write_bytes(Path(clips["a"]).read_bytes())
+    os.link(a, tmp_path / "hard.mkv")
+    monkeypatch.chdir(tmp_path)
+    for out in (a, "./a.mkv", "hard.mkv"):
+        with pytest.raises(OutputError, match="is an input"):
+            compare([str(a), clips["flicker"]], out, overwrite=True)
+    with pytest.raises(OutputError, match="is an input"):
+        compare([clips["flicker"]], a, reference=str(a), overwrite=True)
+    assert a.read_bytes() == Path(clips["a"]).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mkv", "hard.mkv"]
+
+
+def test_every_file_compare_writes_is_checked_before_any_work(
+    clips: dict[str, str], tmp_path: Path
+) -> None:
+    """Regression: the quality table and plot were overwritten without ``-y``."""
+    out = tmp_path / "sheet.png"
+    (tmp_path / "sheet.quality.csv").write_text("mine")
+    with pytest.raises(OutputError, match=r"sheet\.quality\.csv exists"):
+        compare([clips["flicker"]], out, reference=clips["a"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.quality.csv"]
+
+
+@pytest.mark.parametrize("name", ["sheet.png", "side.mkv"])
+def test_compare_writes_through_a_link(clips: dict[str, str], tmp_path: Path, name: str) -> None:
+    """Regression: the video's temporary file was renamed over the link."""
+    real = tmp_path / "real" / name
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / name
+    link.symlink_to(real)
+    compare([clips["a"]], link, frames="0", overwrite=True)
+    assert link.is_symlink() and real.stat().st_size > 500
+    assert [p.name for p in real.parent.iterdir()] == [name]
