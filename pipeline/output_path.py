@@ -22,7 +22,14 @@ from pathlib import Path
 from pipeline.errors import OutputError
 from pipeline.streaming import STDOUT_URL, is_stdio
 from pipeline.tempfiles import owned_name, sweep_stale
-from pipeline.write_guard import resolve, same_file, write_error
+from pipeline.write_guard import (
+    OWNER_BYTES,
+    fitted,
+    name_max,
+    resolve,
+    same_file,
+    write_error,
+)
 
 
 @dataclass
@@ -65,8 +72,12 @@ class OutputTarget:
 
 def _temp_parts(path: Path) -> tuple[str, str]:
     """(prefix, suffix) of the output's temporary names: ``.{stem}.<owner>.partial{ext}``,
-    hidden, beside the output (a rename within one folder is atomic)."""
-    return f".{path.stem}.", f".partial{path.suffix}"
+    hidden, beside the output (a rename within one folder is atomic). The stem is cut so
+    the name fits wherever the output's fits, the same way on every run (so a killed
+    run's file is still found)."""
+    suffix = f".partial{path.suffix}"
+    room = name_max(path.parent) - len(os.fsencode(f"..{suffix}")) - OWNER_BYTES
+    return f".{fitted(path.stem, room)}.", suffix
 
 
 def check_output(

@@ -25,6 +25,7 @@ from pipeline.errors import ConfigError
 from pipeline.segment_worker import EncodedSegment
 from pipeline.segments import SegmentSpan
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
+from pipeline.write_guard import fitted, name_max
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -198,6 +199,11 @@ def _checksum(data: bytes, table: bytes) -> str:
 
 
 def default_work_dir(dst: str | os.PathLike) -> Path:
-    """Beside the output: ``.NAME.work`` (hidden, same file system as the output)."""
+    """Beside the output: ``.NAME.work`` (hidden, same file system as the output); for a
+    name too long for that, ``.NAM~<hash>.work``, cut to fit and still one per output."""
     dst = Path(dst).absolute()
-    return dst.parent / f".{dst.name}.work"
+    name = f".{dst.name}.work"
+    if len(os.fsencode(name)) > name_max(dst.parent):
+        tag = "~" + hashlib.sha256(os.fsencode(dst.name)).hexdigest()[:12] + ".work"
+        name = "." + fitted(dst.name, name_max(dst.parent) - 1 - len(tag)) + tag
+    return dst.parent / name

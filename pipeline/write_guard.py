@@ -9,6 +9,8 @@ Three rules, kept in one place so no writer forgets one:
 * what a job reads, or writes under another name, is never written (``refuse_clash``),
   whether it is spelled differently, reached through a link or a hard link, or does not
   exist yet;
+* a name derived from the one given (a hidden temporary name, a work directory) fits
+  wherever that one fits (``fitted``);
 * running out of space is an output error (exit 2) that says so (``write_error``).
 """
 
@@ -23,6 +25,9 @@ from pipeline.errors import OutputError
 
 #: Errors that mean the disk (or the user's quota) is full.
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+#: Bytes the owner tag of a temporary name takes at most (``tempfiles.owned_name``: host
+#: tag, a pid of up to 10 digits, random part, two dashes).
+OWNER_BYTES = 8 + 10 + 8 + 2
 
 
 def resolve(path: str | os.PathLike) -> Path:
@@ -55,3 +60,19 @@ def write_error(exc: OSError, path: str | os.PathLike) -> OutputError:
     if exc.errno in _FULL:
         return OutputError(f"disk full writing {path}: free some space and run again")
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def name_max(folder: str | os.PathLike) -> int:
+    """The longest file name ``folder`` takes, in bytes (255 on every common file system)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def fitted(text: str, room: int) -> str:
+    """``text`` cut (whole characters) to at most ``room`` bytes: a part of a file name
+    derived from a user's name, so the name still fits (names are limited in bytes)."""
+    while text and len(os.fsencode(text)) > room:
+        text = text[:-1]
+    return text

@@ -208,3 +208,24 @@ def test_a_descriptor_path_writes_the_file_it_names(clip, tmp_path):
         passthrough().run(clip, f"/proc/self/fd/{f.fileno()}", overwrite=True)
     assert frame_pts(target) == frame_pts(clip)
     assert [p.name for p in tmp_path.iterdir()] == ["redirected.mkv"]
+
+
+@pytest.mark.parametrize("name", ["x" * 226 + ".mkv", "x" * 251 + ".mkv", "é" * 125 + ".mkv"])
+def test_a_long_output_name_that_fits_is_written(clip, tmp_path, name):
+    """Regression: a 230-character name failed with "File name too long" (exit 2): the
+    hidden temporary name added about 35 characters. It is cut to fit, whatever fits."""
+    assert len(os.fsencode(name)) <= 255
+    summary = passthrough().run(clip, tmp_path / name)
+    assert summary.frames_out == 40 and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_a_killed_runs_shortened_temporary_file_is_still_swept(clip, tmp_path):
+    """The cut is the same for every run, so what a killed run left is found."""
+    from pipeline.output_path import _temp_parts
+
+    dst = tmp_path / ("y" * 240 + ".mkv")
+    prefix, suffix = _temp_parts(dst)
+    stale = tmp_path / owned_by(dead_pid(), prefix, suffix)
+    stale.write_bytes(b"half a file")
+    passthrough().run(clip, dst)
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]

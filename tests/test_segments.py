@@ -258,3 +258,13 @@ def test_trim_on_a_segment_mode_config_is_frame_exact_on_ray(
     assert [p - pts[0] for p in pts] == [p - ref_pts[7] for p in ref_pts[7:20]]
     for a, b in zip(frames, ref_frames[7:20], strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_default_work_directory_of_a_long_output_name_fits(tmp_path):
+    """Regression: ``.NAME.work`` beside a 250-character output name was too long."""
+    long_a, long_b = tmp_path / ("z" * 250 + "a.mkv"), tmp_path / ("z" * 250 + "b.mkv")
+    work = default_work_dir(long_a)
+    assert len(os.fsencode(work.name)) <= 255 and work.parent == tmp_path
+    assert work != default_work_dir(long_b)
+    work.mkdir()
+    assert default_work_dir(tmp_path / "out.mkv").name == ".out.mkv.work"
