@@ -355,12 +355,12 @@ def _work_kept(args: argparse.Namespace) -> bool:
     """Whether an interrupted ``run`` left work that the same command would resume."""
     from pathlib import Path
 
-    from pipeline.workdir import default_work_dir
+    from pipeline.workdir import MANIFEST, default_work_dir
 
     if args.command != "run" or args.output == "-":
         return False
-    if args.work_dir:
-        return Path(args.work_dir).is_dir()
+    if args.work_dir:  # a folder someone named may exist without any work in it
+        return (Path(args.work_dir) / MANIFEST).is_file()
     out = Path(args.output)
     if out.is_dir():  # a batch
         return any(p.is_dir() for p in out.glob(".*.work"))

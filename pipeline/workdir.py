@@ -2,19 +2,22 @@
 
 The manifest names the input (size and a hash of its head and tail), the hash of the
 resolved config, the hash of the segment plan and, per finished segment, the checksum
-of its files. Every file is written to a temporary name, synced and renamed
-(``pipeline.tempfiles.write_atomic``), so a crash leaves either the old or the new
-version, never half of one; a killed run's temporary files are swept on resume. A
-segment whose files do not match their checksum is simply redone.
+of its files. A folder someone named (``--work-dir``) may hold anything else: only what
+a job made is ever removed, and the folder itself only when a run made it. Every file is
+written to a temporary name, synced and renamed (``pipeline.tempfiles.write_atomic``),
+so a crash leaves either the old or the new version, never half of one; a killed run's
+temporary files are swept on resume. A segment whose files do not match their checksum
+is simply redone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import shutil
+import re
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -80,6 +83,7 @@ class WorkDir:
             "plan": plan_hash(spans),
             "segments": len(spans),
         }
+        created = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -87,14 +91,13 @@ class WorkDir:
         lock = _lock(folder)
         try:
             manifest_path = folder / MANIFEST
-            if manifest_path.exists() and not restart:
-                try:
-                    manifest = json.loads(manifest_path.read_text())
-                except (OSError, ValueError) as exc:
-                    raise ConfigError(
-                        f"work directory {folder} has an unreadable manifest ({exc}); "
-                        "use --restart to discard it"
-                    ) from None
+            manifest = _job_manifest(manifest_path)
+            if manifest is None and manifest_path.exists():  # written whole: not a job's
+                raise ConfigError(
+                    f"work directory {folder} holds a {MANIFEST} that no job wrote; "
+                    "give another --work-dir"
+                )
+            if manifest is not None and not restart:
                 for key, what in (("input", "input file"), ("config", "config"), ("plan", "plan")):
                     if manifest.get(key) != identity[key]:
                         raise ConfigError(
@@ -103,13 +106,10 @@ class WorkDir:
                         )
                 sweep_stale_writes(folder)
                 return cls(folder, manifest, lock)
-            if restart:
-                for entry in folder.iterdir():
-                    if entry.is_dir():
-                        shutil.rmtree(entry)
-                    elif entry.name != LOCK:
-                        entry.unlink()
-            work = cls(folder, {**identity, "done": {}}, lock)
+            if restart:  # only what an earlier run made: the folder may hold anything
+                created = created or _created_by_us(manifest_path)
+                _remove_work_files(folder)
+            work = cls(folder, {**identity, "done": {}, "created": created}, lock)
             work._save_manifest()
             return work
         except BaseException:
@@ -175,8 +175,15 @@ class WorkDir:
             self._lock = None
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the work: the files it made, and the folder too if a run made it (and
+        nothing else has been put in it). A folder someone named keeps everything else."""
+        _remove_work_files(self.path)
+        with contextlib.suppress(OSError):
+            (self.path / LOCK).unlink()
         self.close()
+        if self.manifest.get("created"):
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
 
 
 def _lock(folder: Path) -> int:
@@ -192,6 +199,35 @@ def _lock(folder: Path) -> int:
             "give this one another --work-dir"
         ) from None
     return fd
+
+
+#: Names of the segment files a job keeps in its work directory.
+_SEGMENT_FILE = re.compile(r"segment_\d{6,}\.(bin|json)")
+
+
+def _remove_work_files(folder: Path) -> None:
+    """Remove the manifest, the segments and killed runs' temporary files, nothing else
+    (``WorkDir.open`` refuses a folder whose manifest.json is not a job's)."""
+    sweep_stale_writes(folder)
+    ours = [folder / MANIFEST, *(e for e in folder.iterdir() if _SEGMENT_FILE.fullmatch(e.name))]
+    for path in ours:
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _job_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path`` if a job wrote it (a user's own manifest.json is not)."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and "done" in manifest else None
+
+
+def _created_by_us(manifest_path: Path) -> bool:
+    """Whether the run that wrote this manifest made the folder."""
+    return bool((_job_manifest(manifest_path) or {}).get("created"))
 
 
 def _checksum(data: bytes, table: bytes) -> str:

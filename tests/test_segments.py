@@ -205,7 +205,7 @@ def test_one_work_directory_serves_one_run_at_a_time(clip: str, tmp_path):
     assert (tmp_path / MANIFEST).exists(), "the refused run discarded nothing"
     first.close()
     WorkDir.open(tmp_path, **ids, restart=True).remove()
-    assert not tmp_path.exists()
+    assert list(tmp_path.iterdir()) == []  # a folder it did not make stays
 
 
 def test_plan_shows_the_segment_cut(clip: str):
@@ -268,3 +268,73 @@ def test_the_default_work_directory_of_a_long_output_name_fits(tmp_path):
     assert work != default_work_dir(long_b)
     work.mkdir()
     assert default_work_dir(tmp_path / "out.mkv").name == ".out.mkv.work"
+
+
+def _segment(index: int):
+    from pipeline.encode import EncodedPacket
+    from pipeline.segment_worker import EncodedSegment
+
+    packet = EncodedPacket(b"data", index, index, 1, Fraction(1, 25), True)
+    return EncodedSegment(index, [packet], None, 1)
+
+
+def _user_folder(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A folder the user already had: an input, an output, notes."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    files = {"in.mp4": b"video", "out.mkv": b"restored", "notes.txt": b"keep me"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return folder, files
+
+
+def test_a_work_directory_the_user_named_keeps_everything_it_did_not_make(clip, tmp_path):
+    """Regression: ``--work-dir D`` naming an existing folder removed the whole folder on
+    success (the input, the new output, unrelated files), exit 0."""
+    folder, files = _user_folder(tmp_path)
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    work = WorkDir.open(folder, fingerprint="f", config_hash="c", spans=spans)
+    work.save(_segment(0))
+    work.close()
+    work = WorkDir.open(folder, fingerprint="f", config_hash="c", spans=spans)  # a resume
+    work.save(_segment(1))
+    work.remove()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+
+
+def test_restart_discards_only_the_earlier_work_not_the_folder(clip, tmp_path):
+    """Regression: ``--restart`` emptied the whole folder at the start, even when the job
+    then failed."""
+    folder, files = _user_folder(tmp_path)
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    old = WorkDir.open(folder, fingerprint="old", config_hash="c", spans=spans)
+    old.save(_segment(0))
+    old.close()
+    work = WorkDir.open(folder, fingerprint="new", config_hash="c", spans=spans, restart=True)
+    assert work.finished() == set()
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*files, LOCK, MANIFEST])
+    work.close()
+
+
+def test_a_work_directory_it_made_goes_whole_even_after_a_resume(clip, tmp_path):
+    folder = tmp_path / "made" / "work"
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    work = WorkDir.open(folder, fingerprint="f", config_hash="c", spans=spans)
+    work.save(_segment(0))
+    work.close()
+    WorkDir.open(folder, fingerprint="f", config_hash="c", spans=spans).remove()
+    assert not folder.exists()
+    (folder).mkdir()  # something the user put in it meanwhile stays, folder and all
+    WorkDir.open(folder, fingerprint="f", config_hash="c", spans=spans).close()
+    (folder / "mine.txt").write_text("x")
+    WorkDir.open(folder, fingerprint="f", config_hash="c", spans=spans).remove()
+    assert [p.name for p in folder.iterdir()] == ["mine.txt"]
+
+
+def test_a_manifest_that_no_job_wrote_is_never_replaced(clip, tmp_path):
+    (tmp_path / MANIFEST).write_text('{"mine": true}')
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    for restart in (False, True):
+        with pytest.raises(ConfigError, match="no job wrote"):
+            WorkDir.open(tmp_path, fingerprint="f", config_hash="c", spans=spans, restart=restart)
+    assert (tmp_path / MANIFEST).read_text() == '{"mine": true}'
