@@ -23,7 +23,7 @@ from typing import Any
 
 from pipeline.config import config_hash
 from pipeline.encode import VideoWriter
-from pipeline.errors import ConfigError, InputError, PipelineError, WorkerError
+from pipeline.errors import ConfigError, InputError, OutputError, PipelineError, WorkerError
 from pipeline.graph import StageGraph
 from pipeline.output_path import check_output, prepare_output
 from pipeline.probe import MediaInfo, probe
@@ -238,7 +238,8 @@ class Batch:
         if f.work is not None:
             f.work.close()
         f.result.status = "failed"
-        f.result.exit_code = 4 if work_kept and isinstance(exc, WorkerError) else exc.exit_code
+        resumable = work_kept and isinstance(exc, WorkerError | OutputError)
+        f.result.exit_code = 4 if resumable else exc.exit_code
         f.result.error = str(exc)
         f.result.seconds = time.monotonic() - f.started if f.started else 0.0
         log.warning("%s: %s", f.src, exc)
@@ -409,7 +410,8 @@ class Batch:
             f.ready.add(index)
             self._mux_ready(f, tracker)
         except (PipelineError, OSError) as exc:
-            self._fail(f, exc if isinstance(exc, PipelineError) else InputError(str(exc)))
+            exc = exc if isinstance(exc, PipelineError) else InputError(str(exc))
+            self._fail(f, exc, work_kept=bool(f.work.finished()))
             tracker.file_done()
 
     def _mux_ready(self, f: _File, tracker: ProgressTracker) -> None:

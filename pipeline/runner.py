@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.config import PipelineConfig, config_hash, load_config
 from pipeline.decode import DecodeStats
 from pipeline.encode import VideoWriter, pick_output_format
-from pipeline.errors import PipelineError, ResumableError, WorkerError
+from pipeline.errors import OutputError, PipelineError, ResumableError, WorkerError
 from pipeline.executors import InlineExecutor, RayExecutor
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.graph import StageGraph
@@ -341,10 +341,12 @@ class Pipeline:
                     raise PipelineError("a worker returned more segments than were planned")
             if work is not None and not settings.keep:
                 work.remove()  # the output is published
-        except WorkerError as exc:
+        except (WorkerError, OutputError) as exc:  # a full disk, say: the work stays
             if work is None:
                 raise
             kept = len(work.finished())
+            if isinstance(exc, OutputError) and not kept:
+                raise
             raise ResumableError(
                 f"{exc}; {kept} of {len(spans)} segments are kept in {work.path}"
             ) from None

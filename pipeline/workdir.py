@@ -28,7 +28,7 @@ from pipeline.errors import ConfigError
 from pipeline.segment_worker import EncodedSegment
 from pipeline.segments import SegmentSpan
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
-from pipeline.write_guard import fitted, name_max
+from pipeline.write_guard import fitted, name_max, write_error
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -117,7 +117,14 @@ class WorkDir:
             raise
 
     def _save_manifest(self) -> None:
-        write_atomic(self.path / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+        self._write(self.path / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """``write_atomic``; a full disk is an output error (2, or 4 with work kept)."""
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
     def _files(self, index: int) -> tuple[Path, Path]:
         stem = self.path / f"segment_{index:06d}"
@@ -151,8 +158,8 @@ class WorkDir:
             }
         ).encode()
         data_path, table_path = self._files(segment.index)
-        write_atomic(data_path, data)
-        write_atomic(table_path, table)
+        self._write(data_path, data)
+        self._write(table_path, table)
         self.manifest["done"][str(segment.index)] = _checksum(data, table)
         self._save_manifest()
 

@@ -338,3 +338,50 @@ def test_a_manifest_that_no_job_wrote_is_never_replaced(clip, tmp_path):
         with pytest.raises(ConfigError, match="no job wrote"):
             WorkDir.open(tmp_path, fingerprint="f", config_hash="c", spans=spans, restart=restart)
     assert (tmp_path / MANIFEST).read_text() == '{"mine": true}'
+
+
+@pytest.mark.ray
+def test_a_full_disk_under_the_work_directory_keeps_the_work_and_says_how_to_resume(
+    ray_cluster, clip, tmp_path, monkeypatch, capfd
+):
+    """Regression: "internal: OSError: No space left on device", exit 1, no resume line.
+    The disk fills (simulated where the work directory writes) after segment 0 is kept."""
+    import errno
+
+    import run_pipeline
+    from pipeline import workdir
+
+    real = workdir.write_atomic
+
+    def full_after_segment_0(path: Path, data: bytes) -> None:
+        if path.name.startswith("segment_000001"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(workdir, "write_atomic", full_after_segment_0)
+    config = tmp_path / "g.yaml"
+    config.write_text(GRAPH)
+    out, work = tmp_path / "out.mkv", tmp_path / "work"
+    argv = ["run", "-c", str(config), "-i", clip, "-o", str(out), "--work-dir", str(work)]
+    code = run_pipeline.main(argv)
+    err = capfd.readouterr().err
+    assert code == 4, err
+    assert "disk full" in err and "resume with:" in err and "internal" not in err
+    assert not out.exists() and list(json.loads((work / MANIFEST).read_text())["done"]) == ["0"]
+
+
+@pytest.mark.ray
+def test_a_work_directory_on_a_full_disk_is_an_output_error(
+    ray_cluster, clip, tmp_path, capfd, small_disk
+):
+    """The same on a real (tiny) file system, with nothing kept: exit 2, "disk full"."""
+    import run_pipeline
+
+    config = tmp_path / "g.yaml"
+    config.write_text(GRAPH)
+    out, work = tmp_path / "out.mkv", small_disk("4k")
+    argv = ["run", "-c", str(config), "-i", clip, "-o", str(out), "--work-dir", str(work)]
+    code = run_pipeline.main(argv)
+    err = capfd.readouterr().err
+    assert code == 2 and "disk full" in err and "internal" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk0", "g.yaml"]
