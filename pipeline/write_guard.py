@@ -55,9 +55,14 @@ def refuse_clash(
             raise OutputError(f"{what} {dst} is {name}; write it elsewhere")
 
 
+def is_disk_full(exc: OSError) -> bool:
+    """Whether a failed write ran out of space (or quota)."""
+    return exc.errno in _FULL
+
+
 def write_error(exc: OSError, path: str | os.PathLike) -> OutputError:
     """An ``OutputError`` for a failed write; a full disk says so."""
-    if exc.errno in _FULL:
+    if is_disk_full(exc):
         return OutputError(f"disk full writing {path}: free some space and run again")
     return OutputError(f"cannot write {path}: {exc.strerror or exc}")
 
