@@ -585,5 +585,17 @@ def config_hash(cfg: PipelineConfig) -> str:
     """
     data = dump_resolved(cfg)
     data["execution"] = {k: v for k, v in data["execution"].items() if k not in _PLACEMENT_FIELDS}
+    files = {s.id: [_file_digest(f) for f in s.params.files()] for s in cfg.stages}
+    if any(files.values()):  # the weights' bytes, not only their path
+        data["files"] = files
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's content ("missing" if it cannot be read: the run reports that)."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return "missing"

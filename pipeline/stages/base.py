@@ -7,6 +7,7 @@ state (networks) is built once per worker in ``setup``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -18,6 +19,11 @@ class StageParams(BaseModel):
     pass every bound, nan comparing false) are errors."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    def files(self) -> list[Path]:
+        """Files whose content decides the output (weights): the config hash covers their
+        bytes, so a resume never mixes work done with another version of them."""
+        return []
 
 
 class Stage:
