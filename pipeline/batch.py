@@ -221,14 +221,14 @@ class Batch:
         except (OSError, ValueError, KeyError, TypeError):
             return {}
 
-    def _finished_before(self, previous: dict[str, Any], src: Path, dst: Path) -> bool:
+    def _finished_before(self, previous: dict[str, Any], fingerprint: str, dst: Path) -> bool:
         if previous.get("status") not in ("done", "skipped"):
             return False
         return (
             previous.get("config_hash") == self.config_hash
             and previous.get("output") == str(dst)
             and dst.exists()
-            and previous.get("fingerprint") == input_fingerprint(src)
+            and previous.get("fingerprint") == fingerprint
         )
 
     def _fail(self, f: _File, exc: PipelineError, work_kept: bool = False) -> None:
@@ -257,7 +257,7 @@ class Batch:
             old = previous.get(os.path.abspath(src))
             try:
                 result.fingerprint = input_fingerprint(src)
-                if old is not None and self._finished_before(old, src, dst):
+                if old is not None and self._finished_before(old, result.fingerprint, dst):
                     result.status, result.frames = "skipped", int(old.get("frames", 0))
                     continue
                 check_output(dst, overwrite=self.overwrite, inputs=[src])

@@ -1,6 +1,6 @@
 """A job's work directory: finished segments and the manifest that makes a job resumable.
 
-The manifest names the input (size and a hash of its head and tail), the hash of the
+The manifest names the input (size and a hash of its content), the hash of the
 resolved config, the hash of the segment plan and, per finished segment, the checksum
 of its files. A folder someone named (``--work-dir``) may hold anything else: only what
 a job made is ever removed, and the folder itself only when a run made it. Every file is
@@ -33,20 +33,15 @@ from pipeline.write_guard import fitted, name_max, write_error
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 VERSION = 1
-#: Bytes hashed at each end of the input for its fingerprint.
-FINGERPRINT_BYTES = 1 << 20
 
 
 def input_fingerprint(path: str | os.PathLike) -> str:
-    """Size plus a hash of the first and last MiB: a changed file shows, a copy does not."""
-    size = os.path.getsize(path)
-    digest = hashlib.sha256(str(size).encode())
+    """Size plus a hash of the whole content: any change shows (one changed byte, the
+    same size), a copy does not. Read once per job, before any old work is reused; it
+    costs seconds per GB, against hours of restoration redone wrongly."""
     with open(path, "rb") as f:
-        digest.update(f.read(FINGERPRINT_BYTES))
-        if size > FINGERPRINT_BYTES:
-            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
-            digest.update(f.read())
-    return f"{size}:{digest.hexdigest()}"
+        size = os.fstat(f.fileno()).st_size
+        return f"{size}:{hashlib.file_digest(f, 'sha256').hexdigest()}"
 
 
 def plan_hash(spans: list[SegmentSpan]) -> str:

@@ -385,3 +385,17 @@ def test_a_work_directory_on_a_full_disk_is_an_output_error(
     err = capfd.readouterr().err
     assert code == 2 and "disk full" in err and "internal" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["disk0", "g.yaml"]
+
+
+def test_a_changed_input_of_the_same_size_is_a_different_input(tmp_path):
+    """Regression: the fingerprint read the first and last MiB only; a change between
+    them, same size, let a resume reuse work done on the old content."""
+    from pipeline.workdir import input_fingerprint
+
+    path = tmp_path / "in.mkv"
+    data = bytearray(os.urandom(3 << 20))
+    path.write_bytes(data)
+    before = input_fingerprint(path)
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(data)
+    assert input_fingerprint(path) != before
