@@ -33,6 +33,7 @@ from pipeline.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
 from pipeline.segments import SegmentSpan, iter_payloads
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
 from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
+from pipeline.write_guard import same_file
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ def expand_inputs(specs: Sequence[str]) -> list[Path]:
 
 
 def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """Each input's output: the same file name inside ``out_dir``."""
+    """Each input's output: the same file name inside ``out_dir``, never one of the
+    inputs (-i folder -o folder, or an input linked into ``out_dir``)."""
     jobs, seen = [], {}
     for src in inputs:
         dst = out_dir / src.name
@@ -124,6 +126,10 @@ def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path
             )
         seen[dst.name] = src
         jobs.append((src, dst))
+    for _, dst in jobs:  # an input still to be read, however it is reached
+        for src in inputs:
+            if same_file(dst, src):
+                raise ConfigError(f"{dst} would be written over the input {src}; use another -o")
     return jobs
 
 

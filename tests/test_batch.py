@@ -120,3 +120,16 @@ def test_shared_queue_outputs_are_checked_and_published_like_a_single_run(
     assert (out / "short.mkv").read_bytes() == b"keep me"
     assert sorted(p.name for p in out.iterdir()) == ["long.mkv", RESULTS_NAME, "short.mkv"]
     assert len(decoded(out / "long.mkv")[0]) == 36
+
+
+def test_a_batch_output_is_never_one_of_its_inputs(folder: Path, tmp_path: Path):
+    """Regression: an output that is another input of the batch (here through a link)
+    was replaced, with -y, before that input was read."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "long.mkv").write_bytes((folder / "long.mkv").read_bytes())
+    (tmp_path / "other.mkv").symlink_to(out / "long.mkv")
+    with pytest.raises(ConfigError, match="input"):
+        plan_outputs([folder / "long.mkv", tmp_path / "other.mkv"], out)
+    with pytest.raises(ConfigError, match="input"):  # -i folder -o folder
+        plan_outputs([folder / "long.mkv"], folder)
