@@ -143,11 +143,12 @@ def _window(args: argparse.Namespace) -> Any:
 
 
 def _check_report_args(args: argparse.Namespace) -> None:
-    """Report options are checked before hours of work, not after (the report's own file
-    is reserved by ``_cmd_run``)."""
+    """Named paths are checked before hours of work, not after: nothing is written over
+    a file the job reads or writes (the report's own file is reserved by ``_cmd_run``)."""
     from pipeline.probe import probe
     from pipeline.write_guard import refuse_clash
 
+    refuse_clash(args.output, "-o", {"the config": args.config})
     if args.reference and not args.report:
         raise ConfigError("--reference needs --report (or use the compare command)")
     if not args.report:
@@ -155,8 +156,9 @@ def _check_report_args(args: argparse.Namespace) -> None:
     if "-" in (args.input[0], args.output, args.report):
         raise ConfigError("--report reads the input and output again: give files, not '-'")
     # Even with -y: the report is written after the job, over what it read or wrote.
-    named = {"the input": args.input[0], "the output": args.output}
-    refuse_clash(args.report, "--report", {**named, "the --reference video": args.reference})
+    named = {"the input": args.input[0], "the output": args.output, "the config": args.config}
+    named |= {"the --reference video": args.reference, "the work directory": args.work_dir}
+    refuse_clash(args.report, "--report", named)
     refuse_clash(args.output, "-o", {"the --reference video": args.reference})
     if args.reference:
         probe(args.reference)  # a video at all (exit 3), before the job, not after it

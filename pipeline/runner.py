@@ -35,6 +35,7 @@ from pipeline.segments import (
 from pipeline.streaming import spooled_input
 from pipeline.window import Window
 from pipeline.workdir import WorkDir, default_work_dir, input_fingerprint
+from pipeline.write_guard import refuse_clash
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ class Pipeline:
         output) so that the same call after a crash redoes only the rest; ``restart``
         discards earlier work, ``keep_work`` keeps the folder after success.
         """
+        if work_dir is not None:  # it would take the output's place, or be made at the input's
+            refuse_clash(work_dir, "work directory", {"the output": dst, "the input": src})
         # The output is checked (and its temporary file made) before any input is read.
         with (
             output_target(dst, overwrite=overwrite, inputs=[src]) as target,

@@ -229,3 +229,14 @@ def test_a_killed_runs_shortened_temporary_file_is_still_swept(clip, tmp_path):
     stale.write_bytes(b"half a file")
     passthrough().run(clip, dst)
     assert [p.name for p in tmp_path.iterdir()] == [dst.name]
+
+
+def test_a_work_directory_that_is_the_output_or_the_input_is_refused(clip, tmp_path, monkeypatch):
+    """The work directory would take the output's place (the output then fails to publish
+    after all the work), or be made where the input is."""
+    no_probe(monkeypatch)
+    out = tmp_path / "out.mkv"
+    for work in (out, clip):
+        with pytest.raises(OutputError, match="work"):
+            passthrough().run(clip, out, work_dir=work)
+    assert list(tmp_path.iterdir()) == []

@@ -213,3 +213,19 @@ def test_a_full_disk_leaves_no_partial_report(
     code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"), "--report", str(disk / "r.html"))
     assert code == 2 and "disk full" in capsys.readouterr().err
     assert list(disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["-o", "--report"])
+def test_nothing_is_written_over_the_config(tmp_path: Path, capsys, flag: str) -> None:
+    """What a job reads is never what it writes: the config file included."""
+    import run_pipeline
+
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    config = tmp_path / "job.yaml"
+    config.write_text((REPO / "configs/passthrough.yaml").read_text())
+    argv = ["run", "-c", str(config), "-i", src, "-o", str(tmp_path / "out.mp4"), "-y",
+            "--report", str(tmp_path / "r.html")]  # fmt: skip
+    argv[argv.index(flag) + 1] = str(config)
+    assert run_pipeline.main(argv) == 2
+    assert "config" in capsys.readouterr().err
+    assert config.read_text() == (REPO / "configs/passthrough.yaml").read_text()
