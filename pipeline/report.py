@@ -114,7 +114,7 @@ def draw_tile_grid(frame: np.ndarray, grid: Any) -> np.ndarray:
     """``frame`` with each tile of ``grid`` outlined; overlaps show as brighter bands."""
     height, width = frame.shape[:2]
     th, tw = grid.tile_shape
-    shade = np.zeros((height, width), np.float32)
+    shade = np.zeros((height, width), np.uint8)  # tiles over each pixel (at most 4)
     colours = [(255, 196, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80)]
     out = frame.copy()
     for r, y in enumerate(grid.rows.starts):
@@ -124,7 +124,7 @@ def draw_tile_grid(frame: np.ndarray, grid: Any) -> np.ndarray:
             x1, y1 = min(x + tw, width) - 1, min(y + th, height) - 1
             cv2.rectangle(out, (x, y), (x1, y1), colour, max(1, width // 480))
     overlap = shade > 1
-    out[overlap] = (0.6 * out[overlap] + 0.4 * 255).astype(np.uint8)
+    out[overlap] = (out[overlap].astype(np.uint16) * 3 + 2 * 255) // 5  # 60% + 40% white
     if width > GRID_WIDTH:
         out = cv2.resize(out, (GRID_WIDTH, round(height * GRID_WIDTH / width)), cv2.INTER_AREA)
     return out
@@ -134,11 +134,13 @@ def busiest_crop(before: np.ndarray, after: np.ndarray) -> tuple[int, int, int, 
     """(x, y, w, h) of the ``CROP_SIZE`` region where restoration changed the most."""
     height, width = after.shape[:2]
     w, h = min(CROP_SIZE[0], width), min(CROP_SIZE[1], height)
-    change = np.abs(before.astype(np.float32) - after.astype(np.float32)).mean(axis=2)
-    # Mean change over every w x h window (integral image), best window wins.
-    integral = cv2.integral(change)
-    sums = integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w]
-    y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    # Integers all the way (no float copy of an 8K frame): the change summed over the
+    # channels, then over every w x h window (a box filter anchored at the window's
+    # corner), best window wins.
+    change = cv2.absdiff(before, after).sum(axis=2, dtype=np.uint16)
+    sums = cv2.boxFilter(change, cv2.CV_32F, (w, h), anchor=(0, 0), normalize=False)
+    valid = sums[: height - h + 1, : width - w + 1]
+    y, x = np.unravel_index(int(np.argmax(valid)), valid.shape)
     return int(x), int(y), w, h
 
 
@@ -151,7 +153,8 @@ def _middle_pair(inputs: ReportInputs, infos: tuple[MediaInfo, MediaInfo]) -> Al
     window = inputs.window
     at_output = Window(start=middle)
     at_input = replace(window, start=window.start + middle)
-    return next(aligned_frames([dst, src], [at_output, at_input]), None)
+    # One frame at a time: a batch would convert frames it never shows (8K: GBs).
+    return next(aligned_frames([dst, src], [at_output, at_input], batch=1), None)
 
 
 def _slider(before: np.ndarray, after: np.ndarray) -> str:

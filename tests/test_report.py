@@ -229,3 +229,41 @@ def test_nothing_is_written_over_the_config(tmp_path: Path, capsys, flag: str) -
     assert run_pipeline.main(argv) == 2
     assert "config" in capsys.readouterr().err
     assert config.read_text() == (REPO / "configs/passthrough.yaml").read_text()
+
+
+def test_the_busiest_crop_is_found_without_float_copies_of_whole_frames() -> None:
+    """Regression: ``--report`` on 8K frames peaked at 5.2 GB (1.4 GB without it): whole
+    frames were converted to float for a 640x400 crop."""
+    import tracemalloc
+
+    before = np.zeros((2000, 3000, 3), np.uint8)
+    after = before.copy()
+    after[1500:1600, 2800:2900] = 200
+    tracemalloc.start()
+    x, y, w, h = busiest_crop(before, after)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert x <= 2800 and x + w >= 2900 and y <= 1500 and y + h >= 1600
+    assert peak < 3 * before.nbytes, f"{peak / before.nbytes:.1f} frames' worth"
+
+
+def test_the_middle_pair_converts_only_the_frames_it_shows(tmp_path: Path, monkeypatch) -> None:
+    """Regression: finding the middle frame converted a batch of four whole frames per
+    video to RGB floats (most of the report's time and memory on large frames)."""
+    from pipeline import colour, compare
+    from pipeline.config import load_config
+    from pipeline.probe import probe
+    from pipeline.report import ReportInputs, _middle_pair
+
+    src = make_clip(tmp_path / "in.mp4", frames=24)
+    converted = []
+    real = colour.yuv_to_rgb
+
+    def counting(planes, fmt):
+        converted.append(planes[0].shape[0])
+        return real(planes, fmt)
+
+    monkeypatch.setattr(compare, "yuv_to_rgb", counting)
+    inputs = ReportInputs(src, src, load_config(REPO / "configs/passthrough.yaml"), {})
+    assert _middle_pair(inputs, (probe(src), probe(src))) is not None
+    assert sum(converted) <= 3, converted  # the frame, and the next one of the other video
