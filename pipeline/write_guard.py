@@ -1,7 +1,7 @@
 """One guard for every file the product writes: the output, the report, compare's files,
 the work directory and exported weights.
 
-Three rules, kept in one place so no writer forgets one:
+The rules, kept in one place so no writer forgets one:
 
 * a path is written where it really leads (``resolve``): a symlink, ``/dev/stdout`` or
   ``/proc/self/fd/1`` naming a regular file gets that file replaced, never the link (a
