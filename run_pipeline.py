@@ -145,6 +145,8 @@ def _window(args: argparse.Namespace) -> Any:
 def _check_report_args(args: argparse.Namespace) -> None:
     """Named paths are checked before hours of work, not after: nothing is written over
     a file the job reads or writes (the report's own file is reserved by ``_cmd_run``)."""
+    from pathlib import Path
+
     from pipeline.probe import probe
     from pipeline.write_guard import refuse_clash
 
@@ -153,8 +155,14 @@ def _check_report_args(args: argparse.Namespace) -> None:
         raise ConfigError("--reference needs --report (or use the compare command)")
     if not args.report:
         return
-    if "-" in (args.input[0], args.output, args.report):
-        raise ConfigError("--report reads the input and output again: give files, not '-'")
+    read_again = (args.input[0], args.output)
+    if "-" in (*read_again, args.report) or any(
+        Path(p).exists() and not Path(p).is_file() for p in read_again
+    ):
+        raise ConfigError(
+            "--report reads the input and output again: give regular files (not '-', a FIFO "
+            "or a device)"
+        )
     # Even with -y: the report is written after the job, over what it read or wrote.
     named = {"the input": args.input[0], "the output": args.output, "the config": args.config}
     named |= {"the --reference video": args.reference, "the work directory": args.work_dir}

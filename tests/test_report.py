@@ -267,3 +267,14 @@ def test_the_middle_pair_converts_only_the_frames_it_shows(tmp_path: Path, monke
     inputs = ReportInputs(src, src, load_config(REPO / "configs/passthrough.yaml"), {})
     assert _middle_pair(inputs, (probe(src), probe(src))) is not None
     assert sum(converted) <= 3, converted  # the frame, and the next one of the other video
+
+
+def test_a_report_on_an_output_that_cannot_be_read_back_is_refused_first(
+    tmp_path: Path, capsys
+) -> None:
+    """The report reads the output again: ``-o /dev/null`` (or a FIFO) failed only after
+    the job (exit 3)."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    code = _run_main("-i", src, "-o", "/dev/null", "-y", "--report", str(tmp_path / "r.html"))
+    assert code == 2 and "--report" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
