@@ -26,6 +26,7 @@ from safetensors.torch import save
 from torch import nn
 
 from pipeline.tempfiles import write_atomic
+from pipeline.write_guard import same_file
 
 #: Keys under which training code nests the weights, in order of preference (BasicSR and
 #: MIRNet v2 write ``params``, the MIRNet v1 scripts ``state_dict``).
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", required=True, help="architecture or preset, e.g. mirnet_v1")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if same_file(args.out, args.checkpoint):  # the published file is kept, never replaced
+        parser.error(f"--out {args.out} is the checkpoint being converted; write elsewhere")
     model = load_checkpoint(build_arch(args.arch), args.checkpoint)
     print(save_weights(model, args.out, metadata={"converted_from": args.checkpoint.name}))
 

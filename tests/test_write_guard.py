@@ -3,8 +3,10 @@ link is written through, never replaced; what a job reads is never what it write
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from torch import nn
 
 from models.checkpoint import read_state_dict, save_weights
@@ -35,3 +37,29 @@ def test_exported_weights_through_a_link_land_in_the_file_it_names(tmp_path: Pat
     save_weights(nn.Conv2d(3, 3, 1), link)
     assert link.is_symlink() and set(read_state_dict(real)) == {"weight", "bias"}
     assert [p.name for p in real.parent.iterdir()] == [real.name]
+
+
+def test_converting_a_checkpoint_onto_itself_is_refused(tmp_path: Path) -> None:
+    """``python -m models.checkpoint w.safetensors --out w.safetensors`` would replace the
+    file it read; refused, the file untouched."""
+    import models
+    from models.checkpoint import main
+
+    path = tmp_path / "w.safetensors"
+    save_weights(models.create_model("test-tiny", pretrained=False), path, dtype=None)
+    before = path.read_bytes()
+    os.symlink(path, tmp_path / "link.safetensors")
+    for out in (path, tmp_path / "link.safetensors"):
+        with pytest.raises(SystemExit):
+            main([str(path), "--arch", "test-tiny", "--out", str(out)])
+    assert path.read_bytes() == before
+
+
+def test_exporting_weights_over_the_checkpoint_is_refused(tmp_path: Path) -> None:
+    from training.export import main
+
+    ckpt = tmp_path / "net.safetensors"
+    ckpt.write_bytes(b"a training checkpoint")
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(ckpt), "--name", "net", "--out-dir", str(tmp_path)])
+    assert ckpt.read_bytes() == b"a training checkpoint"
