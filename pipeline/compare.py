@@ -36,7 +36,7 @@ from pipeline.output_path import OutputTarget, output_target
 from pipeline.plots import quality_plot
 from pipeline.probe import MediaInfo, probe
 from pipeline.window import Window, parse_time
-from pipeline.write_guard import refuse_clash
+from pipeline.write_guard import refuse_clash, write_error
 
 #: Frames decoded and converted together (bounds float memory at 4K).
 DECODE_BATCH = 4
@@ -448,6 +448,8 @@ def _compare(
         if video is not None:
             video.close()
             targets[0].publish()
+    except OSError as exc:  # PyAV's errors are OSErrors: a full disk is an output error
+        raise write_error(exc, targets[0].path) from None
     finally:
         if video is not None:
             video.box.close()

@@ -204,3 +204,14 @@ def test_compare_writes_through_a_link(clips: dict[str, str], tmp_path: Path, na
     compare([clips["a"]], link, frames="0", overwrite=True)
     assert link.is_symlink() and real.stat().st_size > 500
     assert [p.name for p in real.parent.iterdir()] == [name]
+
+
+def test_a_full_disk_is_an_output_error_and_leaves_nothing(
+    clips: dict[str, str], small_disk
+) -> None:
+    """Regression: a side-by-side video on a full disk was "internal: OSError" (exit 1)."""
+    disk = small_disk("4k")
+    (disk / "filler").write_bytes(b"x" * 4096)  # full: only empty files still fit
+    with pytest.raises(OutputError, match="disk full"):
+        compare([clips["a"], clips["flicker"]], disk / "side.mkv")
+    assert [p.name for p in disk.iterdir()] == ["filler"]
