@@ -133,3 +133,32 @@ def test_a_batch_output_is_never_one_of_its_inputs(folder: Path, tmp_path: Path)
         plan_outputs([folder / "long.mkv", tmp_path / "other.mkv"], out)
     with pytest.raises(ConfigError, match="input"):  # -i folder -o folder
         plan_outputs([folder / "long.mkv"], folder)
+
+
+@pytest.mark.ray
+def test_a_full_disk_in_a_batch_keeps_the_work_and_exits_4(
+    ray_cluster, folder: Path, tmp_path: Path, monkeypatch
+):
+    """Regression: a full disk while keeping a segment failed the file as an unreadable
+    input (3), with its finished segments kept and no resume. Simulated where the work
+    directory writes, after long.mkv's first segment."""
+    import errno
+
+    from pipeline import workdir
+
+    real = workdir.write_atomic
+
+    def full_after_segment_0(path: Path, data: bytes) -> None:
+        if path.parent.name == ".long.mkv.work" and path.name.startswith("segment_000001"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(workdir, "write_atomic", full_after_segment_0)
+    out = tmp_path / "out"
+    jobs = plan_outputs([folder / "long.mkv", folder / "short.mkv"], out)
+    out.mkdir()
+    summary = Batch(Pipeline(parse_config(GRAPH, "g.yaml")), jobs).run()
+    status = {Path(f.input).name: f for f in summary.files}
+    assert status["short.mkv"].status == "done"
+    assert status["long.mkv"].exit_code == 4 and "disk full" in (status["long.mkv"].error or "")
+    assert summary.exit_code == 4
