@@ -83,6 +83,7 @@ class WorkDir:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create work directory {folder}: {exc}") from None
+        made_lock = not (folder / LOCK).exists()
         lock = _lock(folder)
         try:
             manifest_path = folder / MANIFEST
@@ -102,9 +103,11 @@ class WorkDir:
                 sweep_stale_writes(folder)
                 return cls(folder, manifest, lock)
             if restart:  # only what an earlier run made: the folder may hold anything
-                created = created or _created_by_us(manifest_path)
+                created = created or bool((manifest or {}).get("created"))
+                made_lock = made_lock or bool((manifest or {}).get("made_lock"))
                 _remove_work_files(folder)
-            work = cls(folder, {**identity, "done": {}, "created": created}, lock)
+            made = {"created": created, "made_lock": made_lock}  # what remove() may remove
+            work = cls(folder, {**identity, "done": {}, **made}, lock)
             work._save_manifest()
             return work
         except BaseException:
@@ -180,8 +183,9 @@ class WorkDir:
         """Remove the work: the files it made, and the folder too if a run made it (and
         nothing else has been put in it). A folder someone named keeps everything else."""
         _remove_work_files(self.path)
-        with contextlib.suppress(OSError):
-            (self.path / LOCK).unlink()
+        if self.manifest.get("made_lock"):
+            with contextlib.suppress(OSError):
+                (self.path / LOCK).unlink()
         self.close()
         if self.manifest.get("created"):
             with contextlib.suppress(OSError):
@@ -225,11 +229,6 @@ def _job_manifest(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return manifest if isinstance(manifest, dict) and "done" in manifest else None
-
-
-def _created_by_us(manifest_path: Path) -> bool:
-    """Whether the run that wrote this manifest made the folder."""
-    return bool((_job_manifest(manifest_path) or {}).get("created"))
 
 
 def _checksum(data: bytes, table: bytes) -> str:

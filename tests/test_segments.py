@@ -399,3 +399,15 @@ def test_a_changed_input_of_the_same_size_is_a_different_input(tmp_path):
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(data)
     assert input_fingerprint(path) != before
+
+
+def test_a_lock_file_the_user_had_is_kept(clip, tmp_path):
+    """A folder someone named may have a ``.lock`` of its own: used, never removed."""
+    (tmp_path / LOCK).write_bytes(b"theirs")
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    work = WorkDir.open(tmp_path, fingerprint="f", config_hash="c", spans=spans)
+    work.save(_segment(0))
+    work.close()
+    WorkDir.open(tmp_path, fingerprint="f", config_hash="c", spans=spans, restart=True).remove()
+    assert [p.name for p in tmp_path.iterdir()] == [LOCK]
+    assert (tmp_path / LOCK).read_bytes() == b"theirs"
