@@ -265,12 +265,16 @@ def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_event
     from pathlib import Path
 
     from pipeline.batch import Batch, expand_inputs, plan_outputs
+    from pipeline.write_guard import write_error
 
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"-o {out_dir}: a batch writes into a folder, and this is a file")
     jobs = plan_outputs(expand_inputs(args.input), out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, out_dir) from None
     batch = Batch(pipe, jobs, overwrite=args.overwrite, restart=args.restart,
                   keep_work=args.keep_work, on_progress=on_progress)  # fmt: skip
     summary = batch.run()

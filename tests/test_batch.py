@@ -162,3 +162,12 @@ def test_a_full_disk_in_a_batch_keeps_the_work_and_exits_4(
     assert status["short.mkv"].status == "done"
     assert status["long.mkv"].exit_code == 4 and "disk full" in (status["long.mkv"].error or "")
     assert summary.exit_code == 4
+
+
+def test_an_output_folder_that_cannot_be_made_is_an_output_error(folder: Path, capfd):
+    """Regression: "internal: PermissionError" (exit 1). sysfs refuses even root."""
+    config = Path(__file__).resolve().parent.parent / "configs/passthrough.yaml"
+    argv = ["run", "-c", str(config), "-i", str(folder / "long.mkv"), str(folder / "short.mkv"),
+            "-o", "/sys/newdir"]  # fmt: skip
+    assert run_pipeline.main(argv) == 2
+    assert "/sys/newdir" in capfd.readouterr().err
