@@ -195,7 +195,10 @@ class WorkDir:
 def _lock(folder: Path) -> int:
     """Hold the folder for this run: two runs sharing one (the same output, or the same
     ``--work-dir``) would remove each other's segments. The lock dies with the process."""
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # a folder it cannot write in (or a full disk)
+        raise write_error(exc, folder) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

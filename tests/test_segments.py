@@ -411,3 +411,14 @@ def test_a_lock_file_the_user_had_is_kept(clip, tmp_path):
     WorkDir.open(tmp_path, fingerprint="f", config_hash="c", spans=spans, restart=True).remove()
     assert [p.name for p in tmp_path.iterdir()] == [LOCK]
     assert (tmp_path / LOCK).read_bytes() == b"theirs"
+
+
+def test_a_work_directory_that_cannot_be_written_is_a_clean_error(clip):
+    """Regression: the lock file's OSError escaped ("internal", exit 1). sysfs refuses
+    new files even to root."""
+    from pipeline.errors import PipelineError
+
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    with pytest.raises(PipelineError, match="/sys/kernel") as info:
+        WorkDir.open("/sys/kernel", fingerprint="f", config_hash="c", spans=spans)
+    assert info.value.exit_code == 2
