@@ -422,3 +422,20 @@ def test_a_work_directory_that_cannot_be_written_is_a_clean_error(clip):
     with pytest.raises(PipelineError, match="/sys/kernel") as info:
         WorkDir.open("/sys/kernel", fingerprint="f", config_hash="c", spans=spans)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.ray
+def test_a_job_in_a_work_directory_that_holds_its_input_and_output_removes_only_its_work(
+    ray_cluster, clip, tmp_path
+):
+    """The reported case end to end: ``-i D/in.mp4 -o D/out.mkv --work-dir D``; success
+    removed D whole (input, new output, unrelated files)."""
+    folder = tmp_path / "D"
+    folder.mkdir()
+    src = folder / "in.mp4"
+    src.write_bytes(Path(clip).read_bytes())
+    (folder / "notes.txt").write_text("keep me")
+    summary = Pipeline(parse_config(GRAPH, "g.yaml")).run(src, folder / "out.mkv", work_dir=folder)
+    assert summary.mode == "segment" and summary.frames_out == 40
+    assert sorted(p.name for p in folder.iterdir()) == ["in.mp4", "notes.txt", "out.mkv"]
+    assert src.read_bytes() == Path(clip).read_bytes()
