@@ -218,8 +218,11 @@ def _remove_work_files(folder: Path) -> None:
     """Remove the manifest, the segments and killed runs' temporary files, nothing else
     (``WorkDir.open`` refuses a folder whose manifest.json is not a job's)."""
     sweep_stale_writes(folder)
-    ours = [folder / MANIFEST, *(e for e in folder.iterdir() if _SEGMENT_FILE.fullmatch(e.name))]
-    for path in ours:
+    try:
+        segments = [e for e in folder.iterdir() if _SEGMENT_FILE.fullmatch(e.name)]
+    except OSError:  # gone already
+        return
+    for path in [folder / MANIFEST, *segments]:
         if path.is_file() and not path.is_symlink():
             with contextlib.suppress(OSError):
                 path.unlink()

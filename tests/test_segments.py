@@ -439,3 +439,14 @@ def test_a_job_in_a_work_directory_that_holds_its_input_and_output_removes_only_
     assert summary.mode == "segment" and summary.frames_out == 40
     assert sorted(p.name for p in folder.iterdir()) == ["in.mp4", "notes.txt", "out.mkv"]
     assert src.read_bytes() == Path(clip).read_bytes()
+
+
+def test_removing_work_whose_folder_is_already_gone_is_quiet(clip, tmp_path):
+    """remove() runs after the output is published: a folder someone removed meanwhile
+    must not turn a finished job into an error."""
+    import shutil
+
+    spans = plan_segments(index_packets(probe(clip)), 0.3)
+    work = WorkDir.open(tmp_path / "w", fingerprint="f", config_hash="c", spans=spans)
+    shutil.rmtree(tmp_path / "w")
+    work.remove()
