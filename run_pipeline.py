@@ -10,6 +10,7 @@ failed beyond their retries with nothing kept, 130 interrupted (SIGINT), 143 ter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shlex
@@ -155,6 +156,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.media.output_path import output_target
     from pipeline.plan.batch_inputs import is_batch
     from pipeline.run.progress import BarReporter, JsonLinesReporter
     from pipeline.run.runner import Pipeline
@@ -169,7 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     window = _window(args)
     if is_batch(args.input) and (not window.is_whole or args.report or args.reference):
         raise ConfigError("-ss/-t/-to/--crop and --report take one input file, not a batch")
-    check_report_options(args.report, args.reference, (args.input[0], args.output), args.overwrite)
+    paths = (args.input[0], args.output)
+    check_report_options(args.report, args.reference, paths, args.config, args.work_dir)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "none"
@@ -182,31 +185,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if on_progress is not None:
                 on_progress.close()
     recorder = ProgressRecorder(on_progress)
-    try:
-        summary = pipe.run(
-            args.input[0],
-            args.output,
-            overwrite=args.overwrite,
-            on_progress=recorder,
-            window=window,
-            work_dir=args.work_dir,
-            restart=args.restart,
-            keep_work=args.keep_work,
-        )
-    finally:
-        if on_progress is not None:
-            on_progress.close()
-    if args.report:
-        inputs = ReportInputs(
-            args.input[0],
-            args.output,
-            pipe.config,
-            summary.to_dict(),
-            recorder.events,
-            window,
-            args.reference,
-        )
-        write_report(args.report, inputs)
+    with contextlib.ExitStack() as stack:
+        if args.report:  # checked and reserved with the output, before any work
+            read = [p for p in (args.input[0], args.reference) if p]
+            report = output_target(args.report, overwrite=args.overwrite, inputs=read)
+            report_target = stack.enter_context(report)
+        try:
+            summary = pipe.run(
+                args.input[0],
+                args.output,
+                overwrite=args.overwrite,
+                on_progress=recorder,
+                window=window,
+                work_dir=args.work_dir,
+                restart=args.restart,
+                keep_work=args.keep_work,
+            )
+        finally:
+            if on_progress is not None:
+                on_progress.close()
+        if args.report:
+            inputs = ReportInputs(
+                args.input[0],
+                args.output,
+                pipe.config,
+                summary.to_dict(),
+                recorder.events,
+                window,
+                args.reference,
+            )
+            write_report(report_target, inputs)
     if mode == "json":
         print(json.dumps({"event": "summary", **summary.to_dict()}), file=sys.stderr)
     stages = ", ".join(
@@ -234,12 +242,16 @@ def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_event
 
     from pipeline.plan.batch_inputs import expand_inputs, plan_outputs
     from pipeline.run.batch import Batch
+    from pipeline.write_guard import write_error
 
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"-o {out_dir}: a batch writes into a folder, and this is a file")
     jobs = plan_outputs(expand_inputs(args.input), out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, out_dir) from None
     batch = Batch(pipe, jobs, overwrite=args.overwrite, restart=args.restart,
                   keep_work=args.keep_work, on_progress=on_progress)  # fmt: skip
     summary = batch.run()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import ConfigError, InputError
+from pipeline.write_guard import same_file
 
 #: Files a folder input contributes (by extension, not recursive).
 VIDEO_EXTENSIONS = frozenset(
@@ -92,7 +93,8 @@ def expand_inputs(specs: Sequence[str]) -> list[Path]:
 
 
 def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """Each input's output: the same file name inside ``out_dir``."""
+    """Each input's output: the same file name inside ``out_dir``, never one of the
+    inputs (-i folder -o folder, or an input linked into ``out_dir``)."""
     jobs, seen = [], {}
     for src in inputs:
         dst = out_dir / src.name
@@ -102,4 +104,8 @@ def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path
             )
         seen[dst.name] = src
         jobs.append((src, dst))
+    for _, dst in jobs:  # an input still to be read, however it is reached
+        for src in inputs:
+            if same_file(dst, src):
+                raise ConfigError(f"{dst} would be written over the input {src}; use another -o")
     return jobs
