@@ -156,7 +156,8 @@ class Pipeline:
         job = plan_job(self.config, src, window=window)
         if job.spans is not None:
             return self._run_segments(job, target, on_progress, work)
-        chunks = job.window.reader(job.info, self.config.execution.chunk_frames)
+        chunk_frames = self.config.execution.chunk_frames
+        chunks = job.window.reader(job.info, chunk_frames, context=job.graph.temporal_radius)
         tracker = ProgressTracker(job.view.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0

@@ -43,6 +43,11 @@ class Stage:
     def process(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def process_window(self, frames: torch.Tensor, before: int, after: int) -> torch.Tensor:
+        """Frames ``[before : N - after]`` restored; the first ``before`` and last ``after``
+        are neighbours to read. Temporal stages (``temporal_radius`` > 0) override this."""
+        return self.process(frames[before : len(frames) - after])
+
 
 class ParamError(ValueError):
     """A parameter problem at ``path`` below the stage (e.g. ``("tile", "overlap")``),
