@@ -267,6 +267,15 @@ def test_test_video_is_lossless_and_motion_is_known(tmp_path: Path) -> None:
     assert flicker(noisy, states, border=8) > compensated + 2
 
 
+def test_clean_test_video_is_its_own_twin(tmp_path: Path) -> None:
+    """``clean`` footage (the no-harm checks: sharp footage through a deblurrer) is the
+    clean clip itself, frame for frame."""
+    photo = _image(size=(160, 200))[:1]
+    clean_p, deg_p = tmp_path / "c.mkv", tmp_path / "d.mkv"
+    D.make_test_video(photo, clean_p, deg_p, "clean", frames=4, size=(96, 64), seed=2)
+    assert torch.equal(D.read_video(clean_p), D.read_video(deg_p))
+
+
 def test_test_video_keeps_one_exposure_with_fresh_noise(tmp_path: Path) -> None:
     """A dark clip is shot at one exposure by one camera: its frames' brightness must
     not jump (it did, each frame drawing its own exposure, and a model's video flicker

@@ -23,12 +23,22 @@ def disk_kernel(radius: float, size: int) -> Tensor:
     return k / k.sum()
 
 
+DEFOCUS_RADIUS = (1.0, 8.0)
+
+
+def defocus_radii(
+    gen: torch.Generator, n: int, device: torch.device, radius: tuple[float, float] = DEFOCUS_RADIUS
+) -> Tensor:
+    """The disk radii (pixels) :func:`defocus` draws first from ``gen``: a non-blind
+    oracle (Wiener with the true kernel) redraws them from the same seed."""
+    return uniform(gen, n, *radius, device)
+
+
 def defocus(
-    img: Tensor, gen: torch.Generator, *, radius: tuple[float, float] = (1.0, 8.0)
+    img: Tensor, gen: torch.Generator, *, radius: tuple[float, float] = DEFOCUS_RADIUS
 ) -> Tensor:
     """Defocus blur: a disk kernel of random radius per sample, in linear light."""
-    b = img.shape[0]
-    radii = uniform(gen, b, *radius, img.device)
+    radii = defocus_radii(gen, img.shape[0], img.device, radius)
     size = math.ceil(float(radii.max())) * 2 + 3
     kernels = torch.stack([disk_kernel(float(r), size) for r in radii]).to(img.device)
     return linear_to_srgb(per_sample_conv(srgb_to_linear(img), kernels))

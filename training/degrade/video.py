@@ -68,7 +68,11 @@ def _degrade_frame(
     sub_frames: Tensor | None,
 ) -> Tensor:
     """One frame of a clip: ``scene`` draws what a clip keeps (camera, exposure, focus),
-    ``gen`` what changes every frame (noise, rain)."""
+    ``gen`` what changes every frame (noise, rain). ``clean`` leaves the frame as it
+    is: footage with nothing to restore, for the no-harm checks (a deblurrer on sharp
+    footage, a derainer on a dry clip)."""
+    if kind == "clean":
+        return frame
     if kind == "deblur":
         assert sub_frames is not None
         return linear_to_srgb(srgb_to_linear(sub_frames).mean(0, keepdim=True))
@@ -82,7 +86,7 @@ def _degrade_frame(
         return low_light(frame, scene, noise_gen=gen)
     if kind == "superres":
         return downscale_bicubic(frame)
-    raise ValueError(f"unknown degradation {kind!r} (known: {', '.join(KINDS)})")
+    raise ValueError(f"unknown degradation {kind!r} (known: clean, {', '.join(KINDS)})")
 
 
 def make_test_video(
