@@ -9,11 +9,15 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.errors import ResumableError
 from pipeline.frames import Chunk
 from pipeline.media.context import with_context
 from pipeline.media.probe import probe
 from pipeline.media.window import Window
 from pipeline.plan.config_loader import parse_config
+from pipeline.plan.graph import StageGraph
+from pipeline.plan.job import segment_plan
+from pipeline.plan.segments import index_packets
 from pipeline.run.runner import Pipeline
 from tests.media_factory import decoded, make_clip
 
@@ -38,7 +42,7 @@ def config_text(graph: str, executor: str = "inline", chunk_frames: int = 64) ->
     return (
         f"version: 1\nstages:\n{graph}output: {{codec: ffv1}}\n"
         f"execution: {{executor: {executor}, chunk_frames: {chunk_frames}, num_workers: 2, "
-        "device: cpu, segment_seconds: 0.2}\n"
+        "device: cpu, segment_seconds: 0.1}\n"
     )
 
 
@@ -133,6 +137,52 @@ def test_plan_shows_the_context_per_chunk(clip):
 @pytest.mark.parametrize("chunk_frames", [1, 5])
 def test_ray_chunk_mode_equals_inline(ray_cluster, clip, references, tmp_path, chunk_frames):
     text = config_text(GRAPHS["restore-temporal"], "ray", chunk_frames).replace(
-        "segment_seconds: 0.2", "mode: chunk"
+        "segment_seconds: 0.1", "mode: chunk"
     )
     assert_same(run(text, clip, tmp_path / "o.mkv"), references["restore-temporal"])
+
+
+def test_segments_carry_their_neighbours_frames(clip):
+    info = probe(clip)
+    index = index_packets(info)
+    spans = segment_plan(parse_config(config_text(GRAPHS["temporal-chain"], "ray"), "t.yaml"),
+                         info, StageGraph.from_config(parse_config(config_text(
+                             GRAPHS["temporal-chain"]), "t.yaml")))  # fmt: skip
+    assert spans is not None and len(spans) >= 3
+    frames = sorted(p for p in index.pts if p is not None)
+    for s in spans:
+        k0, k1 = frames.index(s.frame_pts[0]), frames.index(s.frame_pts[-1])
+        assert s.context_before == tuple(frames[max(0, k0 - 2) : k0])
+        assert s.context_after == tuple(frames[k1 + 1 : k1 + 3])
+        assert index.keyframe[s.first_packet]
+        shown = set(index.pts[s.first_packet : s.end_packet])
+        assert set(s.context_before) | set(s.frame_pts) | set(s.context_after) <= shown
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize(("name", "chunk_frames"), [("restore-temporal", 1), ("temporal-chain", 3)])
+def test_segment_mode_equals_inline(ray_cluster, clip, references, tmp_path, name, chunk_frames):
+    text = config_text(GRAPHS[name], "ray", chunk_frames)
+    out = tmp_path / "o.mkv"
+    summary = Pipeline(parse_config(text, "t.yaml")).run(clip, out)
+    assert summary.mode == "segment" and summary.segments >= 3
+    assert_same(decoded(out), references[name])
+
+
+@pytest.mark.ray
+def test_segment_mode_resumes_with_a_temporal_graph(ray_cluster, clip, references, tmp_path):
+    """Segment 1 hangs the first time; the same call reuses segment 0 and matches inline."""
+    marker = tmp_path / "hang"
+    marker.write_text("")
+    hang = f"  - {{id: h, type: test-hang-after, marker: '{marker}', after_frames: 6}}\n"
+    text = config_text(hang + GRAPHS["restore-temporal"], "ray", 4)
+    overrides = ["execution.num_workers=1", "execution.max_retries=0",
+                 "execution.chunk_timeout_s=5"]  # fmt: skip
+    out, work = tmp_path / "o.mkv", tmp_path / "work"
+    pipe = Pipeline(parse_config(text, "t.yaml", overrides))
+    with pytest.raises(ResumableError):
+        pipe.run(clip, out, work_dir=work)
+    marker.unlink()
+    summary = pipe.run(clip, out, work_dir=work)
+    assert summary.segments_reused >= 1
+    assert_same(decoded(out), references["restore-temporal"])

@@ -27,7 +27,7 @@ def with_context(chunks: Iterable[Chunk], radius: int) -> Iterator[Chunk]:
     """The chunks that own frames, each with up to ``radius`` frames of the stream before
     and after it (fewer at the stream's ends). Input chunks must carry no context."""
     if radius <= 0:
-        yield from chunks
+        yield from (c for c in chunks if len(c))
         return
     source = iter(chunks)
     ahead: deque[Chunk] = deque()

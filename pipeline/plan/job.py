@@ -17,6 +17,7 @@ from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.window import Window
 from pipeline.plan.config import OutputConfig, PipelineConfig
 from pipeline.plan.graph import StageGraph
+from pipeline.plan.segment_context import add_context
 from pipeline.plan.segments import (
     SegmentSpan,
     index_packets,
@@ -93,8 +94,6 @@ def segment_plan(
     reason = None
     if window is not None and not window.is_whole:
         reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
-    elif graph.temporal_radius:
-        reason = "temporal stages need context frames across segment boundaries"
     else:
         index = index_packets(info)
         reason = why_not_segmentable(index)
@@ -104,4 +103,4 @@ def segment_plan(
             warnings.warn(message, stacklevel=3)
         log.info("chunk mode: %s", reason)
         return None
-    return plan_segments(index, ex.segment_seconds)
+    return add_context(index, plan_segments(index, ex.segment_seconds), graph.temporal_radius)

@@ -46,6 +46,10 @@ class SegmentSpan:
     end_pts: int | None  # None: to the last frame
     first_frame: int
     frame_pts: tuple[int, ...]  # the pts its output frames carry, ascending
+    # Temporal stages: neighbours' frames decoded around its own, read and not output.
+    context_before: tuple[int, ...] = ()
+    context_after: tuple[int, ...] = ()
+    key_pts: int | None = None  # pts of its first packet when that is not start_pts
 
     @property
     def frames(self) -> int:
@@ -200,14 +204,15 @@ def _read_span(path: str, span: SegmentSpan) -> Iterator[av.Packet]:
     try:
         with open_input(path) as container:
             stream = container.streams.video[0]
-            if span.start_pts is not None:
-                container.seek(span.start_pts, stream=stream, backward=True, any_frame=False)
-            started = span.start_pts is None
+            first_pts = span.key_pts if span.key_pts is not None else span.start_pts
+            if first_pts is not None:
+                container.seek(first_pts, stream=stream, backward=True, any_frame=False)
+            started = first_pts is None
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
                 if not started:
-                    if packet.pts != span.start_pts or not packet.is_keyframe:
+                    if packet.pts != first_pts or not packet.is_keyframe:
                         continue
                     started = True
                 yield packet

@@ -86,6 +86,7 @@ class Pipeline:
                 "segment_seconds": self.config.execution.segment_seconds,
                 "frames_min": min(sizes),
                 "frames_max": max(sizes),
+                "context_frames": job.graph.temporal_radius,  # decoded on each side, not output
             }
         return plan
 
