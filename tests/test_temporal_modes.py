@@ -18,6 +18,7 @@ from pipeline.plan.config_loader import parse_config
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.job import segment_plan
 from pipeline.plan.segments import index_packets
+from pipeline.run.batch import Batch
 from pipeline.run.runner import Pipeline
 from tests.media_factory import decoded, make_clip
 
@@ -186,3 +187,13 @@ def test_segment_mode_resumes_with_a_temporal_graph(ray_cluster, clip, reference
     summary = pipe.run(clip, out, work_dir=work)
     assert summary.segments_reused >= 1
     assert_same(decoded(out), references["restore-temporal"])
+
+
+@pytest.mark.ray
+def test_a_batch_queue_of_segments_equals_inline(ray_cluster, clip, references, tmp_path):
+    pipe = Pipeline(parse_config(config_text(GRAPHS["temporal-chain"], "ray", 2), "t.yaml"))
+    jobs = [(Path(clip), tmp_path / "a.mkv"), (Path(clip), tmp_path / "b.mkv")]
+    summary = Batch(pipe, jobs).run()
+    assert [f.mode for f in summary.files] == ["segment", "segment"]
+    for _, out in jobs:
+        assert_same(decoded(out), references["temporal-chain"])
