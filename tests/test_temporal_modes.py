@@ -126,6 +126,14 @@ def test_a_preview_takes_its_context_from_inside_the_window(clip, references, tm
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_cropped_preview_keeps_every_frame(clip, tmp_path):
+    window = Window.from_ffmpeg(ss=str(2 / 24), crop="32x24+16+8")
+    text = config_text(GRAPHS["restore-temporal"], chunk_frames=4)
+    assert len(run(text, clip, tmp_path / "c.mkv", window=window)[0]) == FRAMES - 2
+    video = probe(tmp_path / "c.mkv").video
+    assert (video.width, video.height) == (32, 24)
+
+
 def test_plan_shows_the_context_per_chunk(clip):
     plan = Pipeline(parse_config(config_text(GRAPHS["temporal-chain"], chunk_frames=4),
                                  "t.yaml")).plan(clip)  # fmt: skip
