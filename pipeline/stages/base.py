@@ -44,9 +44,10 @@ class Stage:
         raise NotImplementedError
 
     def process_window(self, frames: torch.Tensor, before: int, after: int) -> torch.Tensor:
-        """Frames ``[before : N - after]`` restored; the first ``before`` and last ``after``
-        are neighbours to read. Temporal stages (``temporal_radius`` > 0) override this."""
-        return self.process(frames[before : len(frames) - after])
+        """Temporal stages (``temporal_radius`` > 0) implement this: frames
+        ``[before : N - after]`` restored, the first ``before`` and last ``after`` being
+        neighbours to read (``StageGraph.run_with_context`` calls it)."""
+        raise NotImplementedError
 
 
 class ParamError(ValueError):
