@@ -169,11 +169,18 @@ def test_segments_carry_their_neighbours_frames(clip):
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize(("name", "chunk_frames"), [("restore-temporal", 1), ("temporal-chain", 3)])
-def test_segment_mode_equals_inline(ray_cluster, clip, references, tmp_path, name, chunk_frames):
+@pytest.mark.parametrize(
+    ("name", "chunk_frames", "shared"),
+    [("restore-temporal", 1, False), ("temporal-chain", 3, False), ("temporal", 2, True)],
+)
+def test_segment_mode_equals_inline(
+    ray_cluster, clip, references, tmp_path, name, chunk_frames, shared
+):
+    """``shared``: workers read their packets, context included, from the input file."""
     text = config_text(GRAPHS[name], "ray", chunk_frames)
+    overrides = [f"execution.shared_storage={str(shared).lower()}"]
     out = tmp_path / "o.mkv"
-    summary = Pipeline(parse_config(text, "t.yaml")).run(clip, out)
+    summary = Pipeline(parse_config(text, "t.yaml", overrides)).run(clip, out)
     assert summary.mode == "segment" and summary.segments >= 3
     assert_same(decoded(out), references[name])
 
