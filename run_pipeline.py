@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from pipeline.plan.input_config import add_input_args
 
     def config_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
         sp.add_argument("-c", "--config", required=required, help="YAML stage graph")
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sp.add_argument("--executor", choices=["ray", "inline"], help="override execution")
         sp.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port")
+        add_input_args(sp)
 
     run = sub.add_parser("run", help="restore a video")
     config_args(run)
@@ -99,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("probe", help="describe a media file's streams")
     pr.add_argument("input")
+    add_input_args(pr)
 
     pl = sub.add_parser("plan", help="dry run: config, chunk plan, tile grid, memory")
     config_args(pl)
@@ -147,7 +150,9 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         extra.append(f"execution.executor={args.executor}")
     if getattr(args, "address", None):
         extra.append(f"execution.address={args.address}")
-    return extra
+    from pipeline.plan.input_config import input_overrides
+
+    return extra + input_overrides(args)
 
 
 def _print_json(obj: Any) -> None:
@@ -258,9 +263,13 @@ def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_event
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from pipeline.media.probe import describe, probe
+    from pipeline.media.describe import describe_media
+    from pipeline.plan.input_config import InputConfig, probe_input
 
-    _print_json(describe(probe(args.input)))
+    settings = InputConfig(
+        frame_rate=args.rate, start_number=args.start_number, gaps="keep", timecode=args.timecode
+    )
+    _print_json(describe_media(probe_input(args.input, settings)))
     return EXIT_OK
 
 

@@ -23,6 +23,14 @@ SUPPORTED_PIX_FMTS = (
     "yuv420p10le",
     "yuv422p10le",
     "yuv444p10le",
+    "yuv420p12le",
+    "yuv422p12le",
+    "yuv444p12le",
+    # planar RGB (G, B, R planes): frame sequences, whose 10, 12 and 16 bits stay exact
+    "gbrp",
+    "gbrp10le",
+    "gbrp12le",
+    "gbrp16le",
 )
 
 
@@ -48,7 +56,12 @@ class VideoFormat:
 
     @property
     def bit_depth(self) -> int:
-        return 10 if "p10" in self.pix_fmt else 8
+        return next((bits for bits in (10, 12, 16) if f"p{bits}" in self.pix_fmt), 8)
+
+    @property
+    def is_rgb(self) -> bool:
+        """Planar RGB (planes G, B, R, full range), not YUV."""
+        return self.pix_fmt.startswith("gbrp")
 
     @property
     def chroma_shift(self) -> tuple[int, int]:
@@ -77,8 +90,8 @@ class Chunk:
     """N consecutive frames: the unit of parallelism, ordering and retry.
 
     ``planes`` holds Y, U, V stacked over frames: shapes (N, H, W), (N, Hc, Wc) x 2,
-    values in the native bit depth (0..255 or 0..1023). For temporal stages the planes
-    also hold ``context_before`` frames before the chunk's own and ``context_after``
+    values in the native bit depth (0..255, 0..1023 or 0..4095). For temporal stages the
+    planes also hold ``context_before`` frames before the chunk's own and ``context_after``
     after them (neighbours that are read, never emitted); ``pts`` and ``len`` count the
     chunk's own frames only.
     """

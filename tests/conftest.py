@@ -5,9 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests import nets  # noqa: F401  (registers the test network and stages)
 from tests.media_factory import make_clip
+
+
+@pytest.fixture
+def one_thread():
+    """Small tensors: extra threads only add contention (5x slower on a busy 2-core box)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

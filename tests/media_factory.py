@@ -69,7 +69,7 @@ def quantize_planes(
     fields: np.ndarray, pix_fmt: str, full_range: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Code values for planar YUV ``pix_fmt``; chroma box-averaged to its subsampled size."""
-    depth = 10 if "p10" in pix_fmt else 8
+    depth = 12 if "p12" in pix_fmt else 10 if "p10" in pix_fmt else 8
     scale = 1 << (depth - 8)
     peak = (1 << depth) - 1
     if full_range:

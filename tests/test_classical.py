@@ -11,13 +11,7 @@ from training import evaluate as E
 from training.degrade import degrade
 from training.metrics import image_metrics
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _textured(seed: int, hw: tuple[int, int] = (96, 128)) -> torch.Tensor:

@@ -16,13 +16,7 @@ from training.splits import DATA_ROOT, heldout_photos
 HAVE_DATA = (DATA_ROOT / "val").is_dir()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: extra threads only add contention (5x slower on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _photo() -> torch.Tensor:

@@ -14,7 +14,7 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.media.decode import iter_chunks
 from pipeline.media.probe import probe
-from pipeline.plan import job
+from pipeline.plan import input_config
 from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from tests.media_factory import make_clip, make_truncated
@@ -102,14 +102,14 @@ def test_a_whole_input_reports_nothing_missing(tmp_path: Path):
 
 def test_an_input_changed_after_probing_is_an_input_error(tmp_path: Path, monkeypatch):
     src = Path(make_clip(tmp_path / "in.mkv", frames=24, matrix="bt709"))
-    real_probe = job.probe
+    real_probe = input_config.probe
 
     def probe_then_rewrite(path):
         info = real_probe(path)
         Path(path).write_bytes(Path(path).read_bytes()[: 3 * src.stat().st_size // 4])
         return info
 
-    monkeypatch.setattr(job, "probe", probe_then_rewrite)
+    monkeypatch.setattr(input_config, "probe", probe_then_rewrite)
     with pytest.raises(InputError, match="changed while it was being read") as info:
         passthrough().run(src, tmp_path / "out.mkv")
     assert info.value.exit_code == 3

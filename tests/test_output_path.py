@@ -16,7 +16,7 @@ import av
 import pytest
 
 from pipeline.errors import OutputError
-from pipeline.plan import job
+from pipeline.plan import input_config
 from pipeline.plan.config_loader import parse_config
 from pipeline.run.runner import Pipeline
 from pipeline.tempfiles import owned_name
@@ -63,7 +63,7 @@ def no_probe(monkeypatch: pytest.MonkeyPatch) -> None:
     def probe(path):
         raise AssertionError(f"{path} was probed: the output should have been refused first")
 
-    monkeypatch.setattr(job, "probe", probe)
+    monkeypatch.setattr(input_config, "probe", probe)  # what plan_job probes with
 
 
 @pytest.mark.parametrize("kind", ["old-style", "dead-owner"])

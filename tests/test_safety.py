@@ -148,7 +148,7 @@ def test_containers_that_write_other_files_are_refused(muxer: str):
         parse_config(PASSTHROUGH + f"output: {{format: {muxer}}}\n", "evil.yaml")
 
 
-@pytest.mark.parametrize("name", ["out.m3u8", "out%03d.png"])
+@pytest.mark.parametrize("name", ["out.m3u8"])
 def test_an_output_name_that_picks_a_multi_file_muxer_is_refused(tmp_path: Path, name: str):
     from pipeline.errors import OutputError
     from pipeline.run.runner import Pipeline
@@ -158,3 +158,23 @@ def test_an_output_name_that_picks_a_multi_file_muxer_is_refused(tmp_path: Path,
     with pytest.raises(OutputError, match="not allowed"):
         Pipeline(parse_config(PASSTHROUGH, "x.yaml")).run(src, tmp_path / name)
     assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]
+
+
+def test_a_frame_pattern_output_is_the_projects_sequence_not_image2(tmp_path: Path):
+    """``out%03d.png`` is a frame sequence the project writes into a folder of its own
+    (``pipeline.media.sequence_output``); never into the input's folder."""
+    from pipeline.errors import OutputError
+    from pipeline.run.runner import Pipeline
+    from tests.media_factory import make_clip
+
+    src = make_clip(tmp_path / "in.mkv", frames=3)
+    pipe = Pipeline(parse_config(PASSTHROUGH, "x.yaml"))
+    with pytest.raises(OutputError, match="holds the input"):
+        pipe.run(src, tmp_path / "out%03d.png", overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]
+    pipe.run(src, tmp_path / "frames" / "out%03d.png")
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
+        "out001.png",
+        "out002.png",
+        "out003.png",
+    ]

@@ -116,3 +116,35 @@ def test_shipped_configs_are_complete(path: Path) -> None:
     assert cfg["optim"]["warmup"] < cfg["optim"]["steps"]
     T.build_network(cfg["model"])
     T.build_loss(cfg["loss"])
+
+
+def _photos(tmp_path: Path, count: int = 2) -> list[Path]:
+    """Small textured PNGs, so the sampler runs without the shared photos."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        img = cv2.resize(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8), (96, 96))
+        paths.append(tmp_path / f"p{i}.png")
+        cv2.imwrite(str(paths[-1]), img)
+    return paths
+
+
+def test_a_clean_share_leaves_pairs_undegraded(tmp_path: Path) -> None:
+    """``data.clean``: that share of the pairs has nothing to remove (dry or sharp
+    footage), so the network learns to leave such frames as they are."""
+    from training.data import PatchSampler
+    from training.degrade import quantize8
+
+    photos = _photos(tmp_path)
+    same = lambda lq, gt: (lq - quantize8(gt)).flatten(1).abs().amax(1) == 0  # noqa: E731
+    lq, gt = PatchSampler(photos, "derain", 32, 16, clean=1.0).next()
+    assert bool(same(lq, gt).all())
+    lq, gt = PatchSampler(photos, "derain", 32, 16, clean=0.0).next()
+    assert int(same(lq, gt).sum()) <= 2  # a rain layer can miss a small patch, rarely
+    lq, gt = PatchSampler(photos, "defocus", 32, 64, clean=0.5).next()
+    assert 16 <= int(same(lq, gt).sum()) <= 48
+    with pytest.raises(ValueError, match="superres"):
+        PatchSampler(photos, "superres", 32, 4, clean=0.2)

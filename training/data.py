@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from training.degrade import degrade, maybe_compress
+from training.degrade import degrade, maybe_compress, quantize8
 
 
 def load_rgb(path: Path, downscale_over: int = 1600) -> np.ndarray:
@@ -34,7 +34,9 @@ class PatchSampler:
     Photos are picked with probability proportional to sqrt(area), so big photos give
     more patches without drowning the small ones. Crops get random flips and 90-degree
     rotations; motion blur gets a margin around the patch for the camera motion; a
-    share ``codec`` of the degraded patches goes through an x264 round trip. Crops
+    share ``codec`` of the degraded patches goes through an x264 round trip, and a share
+    ``clean`` is left undegraded (footage with no rain or no blur must come out as it
+    went in; a network that never saw such a patch sharpens or smooths it anyway). Crops
     are cut on the CPU; the degradation runs on ``device`` (the GPU when training there)
     with its own generator, so both streams are reproducible and resumable.
     """
@@ -50,11 +52,15 @@ class PatchSampler:
         blur_margin: int = 32,
         device: torch.device | str = "cpu",
         codec: float = 0.0,
+        clean: float = 0.0,
     ) -> None:
         if not photos:
             raise ValueError("no training photos")
         self.images = [load_rgb(p, downscale_over) for p in photos]
         self.task, self.patch, self.batch, self.codec = task, patch, batch, codec
+        if clean and task == "superres":
+            raise ValueError("data.clean needs same-size pairs; superres has none")
+        self.clean = clean
         self.margin = blur_margin if task == "deblur" else 0
         area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
         self.weights = area / area.sum()
@@ -84,6 +90,9 @@ class PatchSampler:
         src = torch.stack([self._crop(self.images[int(i)], size) for i in idx])
         src = src.to(self.device, non_blocking=True)
         lq, gt = degrade(src, self.task, self.degrade_gen, (self.patch, self.patch))
+        if self.clean > 0:  # footage with nothing to remove: the network must leave it be
+            keep = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device) < self.clean
+            lq = torch.where(keep[:, None, None, None], quantize8(gt), lq)
         return maybe_compress(lq, self.degrade_gen, self.codec), gt
 
     def state_dict(self) -> dict[str, Tensor]:

@@ -40,7 +40,14 @@ DEFAULTS: dict[str, Any] = {
     "model": {"arch": "lcdnet-s", "init": None},  # init: weights to warm-start from
     "loss": {"kind": "lcdnet", "fft_weight": 0.1},
     # codec: share of degraded patches round-tripped through x264 (footage is compressed)
-    "data": {"patch": 128, "batch": 8, "max_photos": None, "downscale_over": 1600, "codec": 0.0},
+    "data": {
+        "patch": 128,
+        "batch": 8,
+        "max_photos": None,
+        "downscale_over": 1600,
+        "codec": 0.0,
+        "clean": 0.0,  # share of pairs left undegraded: nothing to restore, nothing to change
+    },
     "optim": {
         "lr": 2e-4,
         "min_lr": 1e-6,
@@ -226,6 +233,7 @@ def train(
         downscale_over=cfg["data"]["downscale_over"],
         device=device,
         codec=cfg["data"]["codec"],
+        clean=cfg["data"]["clean"],
     )
     model = build_network(cfg["model"])
     path = pick_fast_path(device, cfg["precision"], model)

@@ -96,7 +96,11 @@ def _downsample_axis(x: torch.Tensor, dim: int, n: int, centred: bool) -> torch.
 
 def yuv_to_rgb(planes: Sequence[torch.Tensor], fmt: VideoFormat) -> torch.Tensor:
     """Float32 (N, 3, H, W) RGB, nominally in [0, 1], from code-value planes
-    (N, H, W), (N, Hc, Wc) x 2. Not clamped: out-of-gamut YUV stays invertible."""
+    (N, H, W), (N, Hc, Wc) x 2. Not clamped: out-of-gamut YUV stays invertible.
+    Planar RGB (G, B, R planes of a frame sequence) is only scaled to [0, 1]."""
+    if fmt.is_rgb:
+        g, b, r = (p.to(torch.float32) / float((1 << fmt.bit_depth) - 1) for p in planes)
+        return torch.stack([r, g, b], dim=-3)
     y, u, v = (p.to(torch.float32) for p in planes)
     y_off, y_scale, c_off, c_scale = _levels(fmt)
     y = (y - y_off) / y_scale
@@ -123,10 +127,17 @@ def rgb_to_yuv(
     """Code-value planes for ``fmt`` from (N, 3, H, W) RGB: the inverse of ``yuv_to_rgb``.
 
     Rounded and clamped to the legal code range of the bit depth; uint8 for 8-bit
-    formats, int16 for 10-bit (``.numpy().astype(np.uint16)`` gives the transport type).
+    formats, int16 for 10 and 12 bits, int32 for 16 (``.numpy().astype(np.uint16)``
+    gives the transport type).
     """
     rgb = rgb.to(torch.float32)
     r, g, b = rgb.unbind(dim=-3)
+    peak = float((1 << fmt.bit_depth) - 1)
+    dtype = {8: torch.uint8, 16: torch.int32}.get(fmt.bit_depth, torch.int16)
+    if fmt.is_rgb:
+        return tuple(  # type: ignore[return-value]
+            (x * peak).round_().clamp_(0, peak).to(dtype) for x in (g, b, r)
+        )
     kr, kg, kb = _coeffs(fmt)
     y = kr * r + kg * g + kb * b
     u = (b - y) / (2 * (1 - kb))
@@ -140,8 +151,6 @@ def rgb_to_yuv(
         u = _downsample_axis(u, -2, ch, centred=True)
         v = _downsample_axis(v, -2, ch, centred=True)
     y_off, y_scale, c_off, c_scale = _levels(fmt)
-    peak = float((1 << fmt.bit_depth) - 1)
-    dtype = torch.uint8 if fmt.bit_depth == 8 else torch.int16
 
     def code(x: torch.Tensor, offset: float, scale: float) -> torch.Tensor:
         return (x * scale + offset).round_().clamp_(0, peak).to(dtype)

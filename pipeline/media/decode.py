@@ -37,6 +37,7 @@ class DecodeStats:
     pts_repaired: int = 0  # frames whose pts was missing or not increasing
     read_errors: int = 0  # demuxing stopped early (truncated or damaged file)
     frames_missing: int = 0  # announced by the container but never decoded
+    frames_rescaled: int = 0  # of another size than the first (a new SPS mid-stream)
 
     @property
     def clean(self) -> bool:
@@ -72,6 +73,8 @@ class ChunkReader:
         self.start_index = start_index
         self.seek_to = seek_to
         self.stats = DecodeStats()
+        self._hidden = 0  # packets an edit list hides (counted by the container, not shown)
+        self._last_pts: int | None = None  # of the last frame decoded
         self._decoded = self._generate()
         self._chunks = with_context(self._decoded, context)
 
@@ -99,7 +102,7 @@ class ChunkReader:
             raise InputError(f"cannot reopen {self.info.path} for decoding: {exc}") from None
         try:
             check_unchanged(self.info)
-            stream = container.streams.video[0]
+            stream = container.streams[self.info.video.index]
             stream.thread_type = "AUTO"
             if self.seek_to:
                 # backward=True lands on the keyframe at or before the target.
@@ -114,6 +117,8 @@ class ChunkReader:
                     self.stats.read_errors += 1
                     log.warning("%s: read error, stopping early: %s", self.info.path, exc)
                     break
+                # An edit list hides these frames (pre-roll): decoded as references, not shown.
+                self._hidden += bool(packet.size and packet.is_discard)
                 try:
                     # A packet of size 0 is the demuxer's end marker: decode() flushes.
                     decoded = packet.decode()
@@ -144,6 +149,7 @@ class ChunkReader:
         frame_index = 0
         for frame, pts in _repaired_pts(self._frames(), step, self.stats):
             self.stats.frames_decoded += 1
+            self._last_pts = pts
             if frame.is_corrupt:
                 self.stats.frames_corrupt += 1
             frame_index += 1
@@ -151,7 +157,7 @@ class ChunkReader:
                 continue
             if (frame.width, frame.height) != (fmt.width, fmt.height):
                 frame = frame.reformat(width=fmt.width, height=fmt.height)
-                log.warning("%s: frame size changed mid-stream; rescaled", self.info.path)
+                self.stats.frames_rescaled += 1  # said once, in the summary
             planes = frame_to_planes(convert_layout(frame, fmt.pix_fmt, fmt.color), fmt)
             slot = len(pts_list)
             if slot == len(buffers[0]):
@@ -167,7 +173,13 @@ class ChunkReader:
             k = len(pts_list)
             yield Chunk(index, first, pts_list, time_base, fmt, tuple(b[:k] for b in buffers))
         # The demuxer may stop quietly at damage or truncation; the container's count tells.
-        self.stats.frames_missing = self.info.video.frames_short_of(self.stats.frames_decoded)
+        # A demuxer that meets the end of a truncated file may end the stream as if it were
+        # whole (FFmpeg only logs it): the container's duration tells too.
+        video = self.info.video
+        self.stats.frames_missing = max(
+            video.frames_short_of(self.stats.frames_decoded + self._hidden),
+            video.frames_short_by_time(self._last_pts),
+        )
         if not self.stats.clean or self.stats.pts_repaired:
             log.info("%s: decode finished with %s", self.info.path, self.stats)
 

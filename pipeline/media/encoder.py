@@ -15,7 +15,7 @@ from typing import Any
 import av
 
 from pipeline.frames import Chunk, VideoFormat
-from pipeline.media.planes import color_tags, convert_layout, planes_to_frame
+from pipeline.media.planes import FIELD_ORDER_NAMES, color_tags, convert_layout, planes_to_frame
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class EncodeSpec:
     fmt: VideoFormat
     time_base: Fraction
     rate: Fraction
+    field_order: int = 0  # AVFieldOrder of the output (interlaced input stays interlaced)
 
 
 def add_video_stream(out: av.container.OutputContainer, spec: EncodeSpec) -> Any:
@@ -47,6 +48,10 @@ def add_video_stream(out: av.container.OutputContainer, spec: EncodeSpec) -> Any
     cc.time_base = spec.time_base
     for attr, value in color_tags(spec.fmt).items():
         setattr(cc, attr, value)
+    if spec.field_order in FIELD_ORDER_NAMES:
+        cc.field_order = spec.field_order
+        if spec.codec == "libx264":  # x264 codes fields only when asked to
+            cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
     return stream
 
 

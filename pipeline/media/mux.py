@@ -15,7 +15,6 @@ import contextlib
 import logging
 import math
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from typing import Any
@@ -25,19 +24,19 @@ import av
 from pipeline.errors import ConfigError, InputError, OutputError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.encoder import EncodedPacket, EncodeSpec, add_video_stream, chunk_to_frames
+from pipeline.media.output_checks import check_written, notice, warn_interlaced, warn_lost_planes
 from pipeline.media.output_format import pick_output_format
 from pipeline.media.output_options import check_muxer
 from pipeline.media.output_path import OutputTarget, prepare_output
-from pipeline.media.planes import MATRIX_NAMES, RANGE_NAMES
+from pipeline.media.pictures import COVER_ART_FORMATS, attachment_name, picture_bytes
 from pipeline.media.probe import MediaInfo, check_unchanged, open_input
-from pipeline.media.stream_colour import assumed_color
 from pipeline.media.stream_copy import (
     TEXT_SUBTITLE_TARGETS,
     TEXT_SUBTITLES,
     AudioTranscoder,
     SubtitleConverter,
 )
-from pipeline.media.streaming import DEFAULT_STREAM_FORMAT
+from pipeline.media.streaming import DEFAULT_STREAM_FORMAT, SEEKING_MUXERS
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,6 @@ def _fresh(metadata: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _warn(message: str, stacklevel: int = 4) -> None:
-    """Tell the user once, as a warning; the log keeps it at info level (at warning level
-    the CLI printed every message twice, once from each channel)."""
-    # Blame the code that built the VideoWriter (by default through __init__ and a helper).
-    warnings.warn(message, stacklevel=stacklevel)
-    log.info(message)
-
-
 class VideoWriter:
     """Context manager that encodes ``Chunk``s to ``dst`` and carries the source's other
     streams across. ``close()`` finishes and renames the file; ``abort()`` discards it."""
@@ -101,7 +92,7 @@ class VideoWriter:
         self.src = src
         self.frames_written = 0
         self._first_time: Fraction | None = None  # seconds, of the first frame written
-        self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt)
+        self.fmt = pick_output_format(out_fmt, codec, out_fmt.pix_fmt, options)
         self.time_base = src.video.time_base
         self.streaming = self.target.stream
         self.tmp_path = self.target.url
@@ -118,6 +109,12 @@ class VideoWriter:
         except ValueError as exc:
             self.abort()
             raise OutputError(f"cannot write {self.dst}: {exc}") from None
+        if self.streaming and self._out.format.name in SEEKING_MUXERS:
+            self.abort()
+            raise ConfigError(
+                f"{self._out.format.name} cannot be written as a stream (its muxer goes back "
+                f"to finish the file): use output.format=matroska or nut for {self.dst}"
+            )
         rate = src.video.avg_rate
         if not self._out.format.flags & av.format.Flags.variable_fps.value:
             # AVI-like muxers count time in frames: a fine input time base would store
@@ -125,7 +122,7 @@ class VideoWriter:
             if rate and not src.video.is_vfr:
                 self.time_base = 1 / Fraction(rate)
             else:
-                _warn(f"{self._out.format.name} cannot keep variable frame timing exactly", 3)
+                notice(f"{self._out.format.name} cannot keep variable frame timing exactly", 3)
         self._copies: dict[int, Any] = {}  # source stream index -> output stream / transcoder
         self._pending: Iterator[av.Packet] | None = None
         self._lookahead: av.Packet | None = None
@@ -151,7 +148,10 @@ class VideoWriter:
             fmt=self.fmt,
             time_base=self.time_base,
             rate=self.src.video.avg_rate or Fraction(25),
+            field_order=self.src.video.field_order,
         )
+        warn_lost_planes(self.src)
+        warn_interlaced(self.src)
         try:
             stream = add_video_stream(self._out, self.spec)
         except ValueError as exc:  # the container has no tag for this codec (libx264 in webm)
@@ -199,7 +199,26 @@ class VideoWriter:
                         source.data,
                     )
                 else:
-                    _warn(f"{label}: {fmt_name} cannot hold attachments; dropped")
+                    notice(f"{label}: {fmt_name} cannot hold attachments; dropped")
+                continue
+            if info.picture:
+                label = f"stream #{info.index} (cover art {info.codec})"
+                if "matroska" in fmt_name and (data := picture_bytes(self.src.path, info.index)):
+                    self._out.add_attachment(*attachment_name(info), data)
+                    continue
+                if fmt_name not in COVER_ART_FORMATS or not self._accepts(info.codec):
+                    notice(f"{label}: {fmt_name} cannot hold cover art; dropped")
+                    continue
+            elif info.type == "video" and self._accepts(info.codec):
+                notice(
+                    f"{label}: copied as it is, not restored (only the first video stream, "
+                    f"#{self.src.video.index}, is)"
+                )
+            if info.type == "data" and info.codec is None and "timecode" in info.metadata:
+                # A QuickTime timecode track (tmcd): kept as the video's timecode, from
+                # which MOV/MP4 muxers write their own track and Matroska a tag.
+                self._stream.metadata.setdefault("timecode", info.metadata["timecode"])
+                log.info("%s: timecode track, carried as the video's timecode", label)
                 continue
             if info.type == "data" and info.codec is None and self.src.chapters:
                 # mov/mp4 keep chapters in a codec-less text track; they are copied as
@@ -217,18 +236,18 @@ class VideoWriter:
                 if codec in ("opus", "vorbis") and "lib" + codec in av.codecs_available:
                     codec = "lib" + codec
                 if not codec or codec == "none":
-                    _warn(f"{label}: {fmt_name} holds no audio; dropped")
+                    notice(f"{label}: {fmt_name} holds no audio; dropped")
                     continue
-                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; transcoding to {codec}")
+                notice(f"{label}: {fmt_name} cannot hold {info.codec}; transcoding to {codec}")
                 self._copies[info.index] = AudioTranscoder(self._out, source, codec)
             elif info.type == "subtitle" and info.codec in TEXT_SUBTITLES and self._text_target():
                 codec = self._text_target()
-                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; converting to {codec}")
+                notice(f"{label}: {fmt_name} cannot hold {info.codec}; converting to {codec}")
                 self._copies[info.index] = SubtitleConverter(
                     self._out, source, info.codec, codec, _fresh(info.metadata)
                 )
             else:
-                _warn(f"{label}: {fmt_name} cannot hold {info.codec}; dropped")
+                notice(f"{label}: {fmt_name} cannot hold {info.codec}; dropped")
         if self._copies:
             self._pending = self._src.demux([self._src.streams[i] for i in self._copies])
 
@@ -305,7 +324,7 @@ class VideoWriter:
                     self._pending = None
                     break
                 except av.FFmpegError as exc:
-                    _warn(f"stopped copying other streams early (read error: {exc})")
+                    notice(f"stopped copying other streams early (read error: {exc})")
                     self._pending = None
                     break
             stamp = packet.dts if packet.dts is not None else packet.pts
@@ -348,38 +367,15 @@ class VideoWriter:
             self._src.close()
         if self.streaming:
             return
-        self._check_what_players_see()
+        check_written(
+            self.tmp_path,
+            self.fmt,
+            self.spec.field_order,
+            self._first_time,
+            self._out.format.name,
+            self._stream.codec_context.name,
+        )
         self.target.publish()
-
-    def _check_what_players_see(self) -> None:
-        """Warn when the finished file differs from what was written in ways a muxer does
-        silently: lost colour tags (AVI with FFV1: players then guess other colours), or
-        every timestamp shifted (Matroska cannot start below zero, and copied AAC often
-        starts at a negative pts; relative timing and A/V sync are kept)."""
-        color = self.fmt.color
-        try:
-            with av.open(self.tmp_path, "r") as written:
-                frame = next(written.decode(video=0), None)
-        except (av.FFmpegError, OSError):
-            return  # nothing to learn; the file was written without errors
-        if frame is None:
-            return
-        if self._first_time is not None and frame.pts is not None:
-            shift = float(frame.pts * frame.time_base - self._first_time)
-            if abs(shift) > 1e-3:
-                _warn(
-                    f"{self._out.format.name} shifted every timestamp by {shift:+.3f} s "
-                    "(it cannot start below zero); relative timing and A/V sync are kept"
-                )
-        matrix = MATRIX_NAMES.get(int(frame.colorspace)) or assumed_color(self.fmt.height)[0]
-        color_range = RANGE_NAMES.get(int(frame.color_range), "tv")
-        same_601 = {matrix, color.matrix} <= {"smpte170m", "bt470bg"}
-        if (matrix != color.matrix and not same_601) or color_range != color.range:
-            _warn(
-                f"{self._out.format.name} with {self._stream.codec_context.name} lost the colour "
-                f"tags ({color.matrix}, range {color.range}); players will assume {matrix}, "
-                f"range {color_range}"
-            )
 
     def abort(self) -> None:
         """Close without finishing and remove the partial file (errors are irrelevant now)."""

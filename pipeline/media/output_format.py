@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from fractions import Fraction
 from functools import lru_cache
@@ -15,16 +16,18 @@ from functools import lru_cache
 import av
 
 from pipeline.errors import ConfigError
-from pipeline.frames import SUPPORTED_PIX_FMTS, VideoFormat
+from pipeline.frames import SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
 from pipeline.media.planes import RANGE_NAMES, tag_value
 
 log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=64)
-def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str, color_range: str) -> bool:
-    """Whether ``codec`` opens at this size, pixel format and range (odd 4:2:0, 8-bit-only
-    builds, MJPEG's full range only)."""
+def _encoder_accepts(
+    codec: str, width: int, height: int, pix_fmt: str, color_range: str, profile: str | None
+) -> bool:
+    """Whether ``codec`` opens at this size, pixel format, range and profile (odd 4:2:0,
+    8-bit-only builds, MJPEG's full range only, DNxHR's profiles and 256-pixel minimum)."""
     try:
         cc = av.CodecContext.create(codec, "w")
     except (av.FFmpegError, ValueError) as exc:
@@ -34,6 +37,8 @@ def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str, color_ra
     cc.time_base = Fraction(1, 25)
     if codec == "libx265":
         cc.options = {"x265-params": "log-level=none"}
+    elif profile is not None:
+        cc.options = {"profile": profile}
     try:
         cc.open()
     except (av.FFmpegError, ValueError):
@@ -41,20 +46,31 @@ def _encoder_accepts(codec: str, width: int, height: int, pix_fmt: str, color_ra
     return True
 
 
-def _layout_distance(wanted: str, offered: str) -> tuple[int, int]:
-    """Rank a substitute pixel format: same depth first (deeper before shallower), then
-    same chroma resolution (finer before coarser)."""
+def _layout_distance(wanted: str, offered: str) -> tuple[int, int, int, int]:
+    """Rank a substitute pixel format: same family (RGB or YUV) first, then same depth
+    (deeper before shallower, the nearest shallower first), then same chroma resolution
+    (finer before coarser)."""
     w, o = VideoFormat(2, 2, wanted, None), VideoFormat(2, 2, offered, None)  # type: ignore[arg-type]
-    depth = 0 if w.bit_depth == o.bit_depth else (1 if o.bit_depth > w.bit_depth else 2)
+    family = int(w.is_rgb != o.is_rgb)
+    gap = o.bit_depth - w.bit_depth  # shallower: the nearest first (12-bit falls to 10)
+    depth = 0 if gap == 0 else 1 if gap > 0 else 2 - gap
     w_res = 2 - sum(w.chroma_shift)
     o_res = 2 - sum(o.chroma_shift)
     chroma = 0 if w_res == o_res else (1 if o_res > w_res else 2)
-    return depth, chroma
+    return family, depth, chroma, abs(w.bit_depth - o.bit_depth)
 
 
-def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = None) -> VideoFormat:
+def pick_output_format(
+    src_fmt: VideoFormat,
+    codec: str,
+    pix_fmt: str | None = None,
+    options: Mapping[str, object] | None = None,
+) -> VideoFormat:
     """The output format for ``codec``: ``pix_fmt`` (default: the source's) if the encoder
-    takes it at this frame size, else the nearest one it does take, with a warning."""
+    takes it at this frame size with these encoder ``options`` (their ``profile``: DNxHR
+    opens only with one), else the nearest one it does take, with a warning."""
+    profile = (options or {}).get("profile")
+    profile = None if profile is None else str(profile)
     wanted = pix_fmt or src_fmt.pix_fmt
     if wanted not in SUPPORTED_PIX_FMTS:
         raise ConfigError(f"output pix_fmt {wanted!r} is not one of {SUPPORTED_PIX_FMTS}")
@@ -67,7 +83,8 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
         key=lambda f: _layout_distance(wanted, f),
     )
     for candidate in candidates:
-        if _encoder_accepts(codec, src_fmt.width, src_fmt.height, candidate, src_fmt.color.range):
+        size = (src_fmt.width, src_fmt.height)
+        if _encoder_accepts(codec, *size, candidate, src_fmt.color.range, profile):
             if candidate != wanted:
                 message = (
                     f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
@@ -75,8 +92,12 @@ def pick_output_format(src_fmt: VideoFormat, codec: str, pix_fmt: str | None = N
                 )
                 warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
                 log.info(message)
+            if src_fmt.is_rgb and not candidate.startswith("gbrp"):
+                # RGB frames (a sequence) become YUV video in its usual tags: BT.709, limited.
+                return replace(src_fmt, pix_fmt=candidate, color=ColorInfo())
             return replace(src_fmt, pix_fmt=candidate)
+    profile_note = f" with profile {profile}" if profile else ""
     raise ConfigError(
         f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height} "
-        f"in range {src_fmt.color.range}"
+        f"in range {src_fmt.color.range}{profile_note}"
     )

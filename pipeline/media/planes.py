@@ -29,6 +29,8 @@ MATRIX_NAMES = {
 
 
 RANGE_NAMES = {1: "tv", 2: "pc"}
+#: AVFieldOrder values of interlaced video <-> FFmpeg's ``-field_order`` names.
+FIELD_ORDER_NAMES = {2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 
 
 PRIMARIES_NAMES = {
@@ -125,7 +127,8 @@ def planes_to_frame(planes: Sequence[np.ndarray], pix_fmt: str) -> av.VideoFrame
     """An ``av.VideoFrame`` of planar ``pix_fmt`` holding copies of the Y, U, V arrays."""
     height, width = planes[0].shape
     frame = av.VideoFrame(width, height, pix_fmt)
-    dtype = np.dtype("<u2") if "p10" in pix_fmt else np.dtype(np.uint8)
+    deep = any(f"p{bits}" in pix_fmt for bits in (10, 12, 16))
+    dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
     for plane, data in zip(frame.planes, planes, strict=True):
         rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
         view = rows.view(dtype)

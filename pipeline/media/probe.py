@@ -21,7 +21,7 @@ import itertools
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -30,6 +30,8 @@ import av
 
 from pipeline.errors import InputError
 from pipeline.frames import MAX_DIMENSION, VideoFormat
+from pipeline.media.media_info import MediaInfo, StreamInfo, VideoStreamInfo
+from pipeline.media.planes import FIELD_ORDER_NAMES
 from pipeline.media.stream_colour import color_info, frame_tags
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,6 @@ VFR_PROBE_PACKETS = 240
 INDIRECT_DEMUXERS = frozenset(
     {"hls", "concat", "dash", "imf", "sdp", "rtp", "rtsp", "sap", "avisynth", "vapoursynth"}
 )
-#: A frame count derived from the duration may be off by this fraction (audio tails).
-ESTIMATE_TOLERANCE = 0.05
 
 
 @lru_cache(maxsize=1)
@@ -66,67 +66,6 @@ def fingerprint(path: str) -> tuple[int, int, int, int]:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
-@dataclass
-class StreamInfo:
-    """A non-video stream, described well enough to decide how to carry it to the output."""
-
-    index: int
-    type: str  # audio | subtitle | attachment | data
-    codec: str | None
-    language: str | None = None
-    time_base: Fraction | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
-    filename: str | None = None  # attachments
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class VideoStreamInfo:
-    """The video stream: what it is in the file and how its frames will travel (``fmt``)."""
-
-    index: int
-    codec: str
-    width: int
-    height: int
-    source_pix_fmt: str
-    fmt: VideoFormat
-    time_base: Fraction
-    avg_rate: Fraction | None
-    frame_count: int | None
-    rotation: int = 0
-    is_vfr: bool = False
-    start_pts: int | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    frames_announced: int | None = None  # by the container: a count, or duration x rate
-    announced_exactly: bool = False  # a count in the header, not an estimate
-
-    def frames_short_of(self, decoded: int) -> int:
-        """Frames the container announced that were not decoded (0 within an estimate's
-        tolerance): a truncated or damaged file that the demuxer ended quietly."""
-        if not self.frames_announced:
-            return 0
-        missing = self.frames_announced - decoded
-        if not self.announced_exactly:
-            tolerance = max(2, round(ESTIMATE_TOLERANCE * self.frames_announced))
-            return missing if missing > tolerance else 0
-        return max(0, missing)
-
-
-@dataclass
-class MediaInfo:
-    """Everything the pipeline needs to know about an input before decoding it."""
-
-    path: str
-    container: str
-    duration: float | None
-    metadata: dict[str, str]
-    chapters: list[dict[str, Any]]
-    video: VideoStreamInfo
-    other_streams: list[StreamInfo]
-    fingerprint: tuple[int, int, int, int] | None = None
-
-
 def check_unchanged(info: MediaInfo) -> None:
     """Raise ``InputError`` if the file at ``info.path`` is no longer the one probed."""
     if info.fingerprint is None:
@@ -142,9 +81,10 @@ def check_unchanged(info: MediaInfo) -> None:
 def transport_pix_fmt(source_pix_fmt: str) -> str:
     """Planar YUV layout the frames of ``source_pix_fmt`` travel in.
 
-    8-bit sources keep 4:2:0 / 4:2:2 / 4:4:4 (``yuvj*`` and ``nv12`` included); deeper
-    sources become the 10-bit variant; RGB, grey, palette and exotic subsamplings become
-    4:4:4 so that no chroma detail is thrown away on the way in.
+    8-bit sources keep 4:2:0 / 4:2:2 / 4:4:4 (``yuvj*`` and ``nv12`` included); 9- and
+    10-bit sources become the 10-bit variant, deeper ones the 12-bit variant; RGB, grey,
+    palette and exotic subsamplings become 4:4:4 so that no chroma detail is thrown away
+    on the way in. An alpha plane is not carried (``VideoWriter`` says so).
     """
     try:
         desc = av.VideoFormat(source_pix_fmt)
@@ -152,7 +92,7 @@ def transport_pix_fmt(source_pix_fmt: str) -> str:
         raise InputError(f"unknown pixel format {source_pix_fmt!r}") from exc
     comps = desc.components
     depth = max(c.bits for c in comps) if comps else 8
-    suffix = "10le" if depth > 8 else ""
+    suffix = "12le" if depth > 10 else "10le" if depth > 8 else ""
     if desc.is_rgb or desc.has_palette or len(comps) < 3:
         return f"yuv444p{suffix}"
     # Chroma shifts from the component sizes at a probe size divisible by 4.
@@ -166,16 +106,19 @@ def transport_pix_fmt(source_pix_fmt: str) -> str:
 
 def _scan(
     container: av.container.InputContainer, stream: Any
-) -> tuple[av.VideoFrame | None, list[int], int]:
+) -> tuple[av.VideoFrame | None, list[int], int, int]:
     """One pass over the first packets: the first decodable frame (colour tags, rotation),
-    the sorted pts of up to ``VFR_PROBE_PACKETS`` packets, and how many packets were seen.
+    the sorted pts of up to ``VFR_PROBE_PACKETS`` packets, how many packets were seen and
+    how many of them an edit list hides (pre-roll, decoded but never shown).
     A single pass because raw streams (.h264) cannot seek back."""
     first: av.VideoFrame | None = None
     pts: list[int] = []
-    seen = 0
+    seen = hidden = 0
     try:
         for packet in container.demux(stream):
-            if packet.size:
+            if packet.size and packet.is_discard:
+                hidden += 1
+            elif packet.size:
                 seen += 1
                 if packet.pts is not None:
                     pts.append(packet.pts)
@@ -187,7 +130,7 @@ def _scan(
                 break
     except av.FFmpegError:
         pass  # damaged or truncated: judge by what was read
-    return first, sorted(pts), seen
+    return first, sorted(pts), seen, hidden
 
 
 def _is_vfr(sorted_pts: list[int]) -> bool:
@@ -199,9 +142,14 @@ def _is_vfr(sorted_pts: list[int]) -> bool:
     return hi - lo > max(1, 0.02 * lo)
 
 
+def is_picture(stream: Any) -> bool:
+    """Cover art, or a Matroska image attachment: a video stream holding one picture."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
 def _other_stream(stream: Any) -> StreamInfo | None:
     kind = stream.type
-    if kind not in ("audio", "subtitle", "attachment", "data"):
+    if kind not in ("audio", "subtitle", "attachment", "data", "video"):
         return None
     cc = getattr(stream, "codec_context", None)
     # The codec's canonical name ("subrip"), not the decoder's ("srt").
@@ -217,8 +165,9 @@ def _other_stream(stream: Any) -> StreamInfo | None:
     if kind == "audio" and cc is not None:
         info.sample_rate = cc.sample_rate
         info.channels = cc.channels
-    if kind == "attachment":
+    if kind == "attachment" or kind == "video":
         info.filename = stream.metadata.get("filename")
+        info.picture = kind == "video" and is_picture(stream)
     return info
 
 
@@ -254,9 +203,11 @@ def _reason(exc: av.FFmpegError) -> str:
 
 
 def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
-    if not container.streams.video:
-        raise InputError(f"no video stream in {path}")
-    stream = container.streams.video[0]
+    # Cover art and image attachments are video streams too: they are carried, not restored.
+    stream = next((s for s in container.streams.video if not is_picture(s)), None)
+    if stream is None:
+        pictures = " (only cover art or attached pictures)" if container.streams.video else ""
+        raise InputError(f"no video stream to restore in {path}{pictures}")
     cc = stream.codec_context
     if cc is None:
         raise InputError(f"unsupported video codec in {path} (no decoder for it)")
@@ -267,7 +218,7 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
     if source_pix_fmt is None:
         raise InputError(f"video stream of {path} has no pixel format (undecodable codec?)")
 
-    first, sorted_pts, packets_seen = _scan(container, stream)
+    first, sorted_pts, packets_seen, hidden = _scan(container, stream)
     if first is None:
         raise InputError(f"no decodable video frames in {path}")
     # The first frame is the authority when it differs from the header (e.g. mid-stream SPS).
@@ -282,16 +233,20 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
     avg_rate = stream.average_rate or stream.guessed_rate or None
     time_base = stream.time_base or Fraction(1, 90000)
     duration = _duration_seconds(container, stream)
-    frame_count = stream.frames or None
+    # Some containers count the duration from 0, not from the first frame (Matroska):
+    # a file that starts late must not announce frames for the time before it starts.
+    start = float(stream.start_time * time_base) if stream.start_time else 0.0
+    shown_for = duration - start if duration and 0 < start < duration else duration
+    frame_count = stream.frames - hidden if stream.frames else None
     if frame_count is None and packets_seen < VFR_PROBE_PACKETS:
         frame_count = packets_seen or None
-    if frame_count is None and duration and avg_rate:
-        frame_count = max(1, round(duration * float(avg_rate)))
+    if frame_count is None and shown_for and avg_rate:
+        frame_count = max(1, round(shown_for * float(avg_rate)))
     if packets_seen == 0 and not frame_count:
         raise InputError(f"video stream of {path} has no frames")
-    announced = stream.frames or None
-    if announced is None and duration and avg_rate and not _is_vfr(sorted_pts):
-        announced = round(duration * float(avg_rate))
+    announced = stream.frames or None  # hidden (edit list) frames included
+    if announced is None and shown_for and avg_rate and not _is_vfr(sorted_pts):
+        announced = round(shown_for * float(avg_rate))
 
     video = VideoStreamInfo(
         index=stream.index,
@@ -309,8 +264,16 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
         metadata=dict(stream.metadata),
         frames_announced=announced,
         announced_exactly=bool(stream.frames),
+        field_order=_field_order(first, cc),
+        # Counted from 0 (Matroska) or from the first frame: the earlier end, so that a
+        # late start is never taken for missing frames.
+        expected_end=min(start + duration, max(duration, start)) if duration else None,
     )
-    others = [s for s in map(_other_stream, container.streams) if s is not None]
+    others = [
+        s
+        for s in map(_other_stream, container.streams)
+        if s is not None and s.index != stream.index
+    ]
     try:
         chapters = [dict(ch) for ch in container.chapters()]
     except av.FFmpegError:
@@ -329,9 +292,32 @@ def _probe_open(path: str, container: av.container.InputContainer) -> MediaInfo:
 def _duration_seconds(container: av.container.InputContainer, stream: Any) -> float | None:
     if stream.duration is not None and stream.time_base:
         return float(stream.duration * stream.time_base)
+    # Matroska's own per-track DURATION tag: the container's duration is the longest
+    # stream's, and audio often runs on past the last picture.
+    tagged = _clock_seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+    if tagged:
+        return tagged
     if container.duration is not None and container.duration > 0:
         return container.duration / av.time_base
     return None
+
+
+def _field_order(frame: av.VideoFrame, cc: Any) -> int:
+    """The stream's field order; frames flagged interlaced under a header that says
+    nothing (or progressive) are taken as top field first, the common order."""
+    order = int(cc.field_order or 0)
+    if order not in FIELD_ORDER_NAMES and frame.interlaced_frame:
+        return 2
+    return order
+
+
+def _clock_seconds(text: str | None) -> float | None:
+    """Seconds of an ``HH:MM:SS.fraction`` tag, or None when it is not one."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def _rotation(frame: av.VideoFrame, stream: Any) -> int:

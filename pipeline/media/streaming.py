@@ -30,6 +30,8 @@ STDIO = "-"
 STDOUT_URL = "pipe:1"
 #: Container written to standard output when none is set (streamable, holds everything).
 DEFAULT_STREAM_FORMAT = "matroska"
+#: Muxers that seek back to finish a file (MP4's index): they cannot write a stream.
+SEEKING_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "f4v"})
 #: Name prefix of spool folders in the temporary directory (``pipeline.tempfiles``).
 SPOOL_PREFIX = "restore-spool-"
 

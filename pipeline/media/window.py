@@ -26,6 +26,8 @@ from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import ChunkReader
 from pipeline.media.mux import VideoWriter
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import SequenceInfo, SequenceReader
+from pipeline.media.timecode import frames_cut, shift_timecode, source_timecode, with_timecode
 
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 _SECONDS = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)(s|ms|us)?$")
@@ -163,7 +165,11 @@ class Window:
         chapters = info.chapters
         if self.trims:
             chapters = _clip_chapters(chapters, self.start + self.origin(info), self.end_abs(info))
-        return replace(info, video=video, chapters=chapters)
+            timecode = source_timecode(info)
+            if timecode is not None:
+                cut = frames_cut(self.start, video.avg_rate)
+                info = with_timecode(info, shift_timecode(timecode, cut, video.avg_rate or 24))
+        return replace(info, video=replace(video, metadata=info.video.metadata), chapters=chapters)
 
     def end_abs(self, info: MediaInfo) -> Fraction | None:
         return None if self.end is None else self.end + self.origin(info)
@@ -172,6 +178,10 @@ class Window:
         """Chunks of the window's frames (a plain ``ChunkReader`` for the whole video).
         ``context``: neighbour frames per side for temporal stages, taken from inside the
         window only: the span is the clip, so its first and last frames have fewer."""
+        if isinstance(info, SequenceInfo):
+            if self.is_whole:
+                return SequenceReader(info, chunk_frames, context=context)
+            return SequenceWindowReader(info, chunk_frames, self, context)
         if self.is_whole:
             return ChunkReader(info, chunk_frames, context=context)
         return WindowReader(info, chunk_frames, self, context)
@@ -217,7 +227,8 @@ class WindowReader(ChunkReader):
         self.span_end = window.end_abs(info)
         # The header's counts are the whole file's: a span decodes fewer, and that is not
         # 'announced frames missing' (truncation is judged on whole-file runs only).
-        info = replace(info, video=replace(info.video, frame_count=None, frames_announced=None))
+        video = replace(info.video, frame_count=None, frames_announced=None, expected_end=None)
+        info = replace(info, video=video)
         seek_to = self.span_start if window.trims else None
         super().__init__(info, chunk_frames, seek_to=seek_to, context=context)
 
@@ -271,6 +282,9 @@ class WindowWriter(VideoWriter):
 
     def _copy_packet(self, packet: av.Packet) -> None:
         stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is None and packet.stream.disposition & av.stream.Disposition.attached_pic:
+            super()._copy_packet(packet)  # cover art: one picture for the whole file
+            return
         if stamp is None or packet.time_base is None or self.shift is None:
             return  # untimed (or before any frame was written): cannot be placed in the span
         tb = packet.time_base
@@ -293,3 +307,7 @@ class WindowWriter(VideoWriter):
         packet.pts = round(lo / tb) - offset
         packet.dts = packet.pts - dts_gap
         super()._copy_packet(packet)
+
+
+class SequenceWindowReader(WindowReader, SequenceReader):
+    """A span or crop of a frame sequence: the window's cut over the sequence's files."""

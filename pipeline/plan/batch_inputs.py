@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.errors import ConfigError, InputError
+from pipeline.media.sequence import find_sequence, is_sequence_path
 
 #: Files a folder input contributes (by extension, not recursive).
 VIDEO_EXTENSIONS = frozenset(
@@ -45,12 +46,13 @@ def _is_pattern(spec: str) -> bool:
 
 
 def is_batch(specs: Sequence[str]) -> bool:
-    """Several inputs, a folder, a glob pattern or a list file make a batch."""
+    """Several inputs, a folder, a glob pattern or a list file make a batch; one frame
+    sequence (a folder of frames or a ``%06d`` pattern) is one input."""
     if len(specs) != 1:
         return True
     spec = specs[0]
     path = Path(spec)
-    if spec == "-":
+    if spec == "-" or is_sequence_path(spec):
         return False
     return path.is_dir() or (not path.exists() and _is_pattern(spec)) or _is_list(path)
 
@@ -67,9 +69,14 @@ def expand_inputs(specs: Sequence[str]) -> list[Path]:
         path = Path(spec).expanduser()
         if spec == "-":
             raise ConfigError("standard input cannot be part of a batch")
-        if path.is_dir():
+        if is_sequence_path(spec):
+            found.append(path)  # one shot: a folder of frames or a %06d pattern
+        elif path.is_dir():
             found += sorted(
-                p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS
+                p
+                for p in path.iterdir()
+                if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+                or (p.is_dir() and is_sequence_path(p))  # a folder of shots
             )
         elif _is_list(path):
             lines = path.read_text().splitlines()
@@ -92,14 +99,17 @@ def expand_inputs(specs: Sequence[str]) -> list[Path]:
 
 
 def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """Each input's output: the same file name inside ``out_dir``."""
+    """Each input's output: the same file name inside ``out_dir``; a shot (a frame
+    sequence) keeps its folder's name and its frames' names."""
     jobs, seen = [], {}
     for src in inputs:
         dst = out_dir / src.name
-        if dst.name in seen:
-            raise ConfigError(
-                f"{src} and {seen[dst.name]} would both be written to {dst}; rename one"
-            )
-        seen[dst.name] = src
+        if is_sequence_path(src):
+            pattern = Path(find_sequence(src).pattern)
+            dst = out_dir / pattern.parent.name / pattern.name
+        key = str(dst.relative_to(out_dir))
+        if key in seen:
+            raise ConfigError(f"{src} and {seen[key]} would both be written to {dst}; rename one")
+        seen[key] = src
         jobs.append((src, dst))
     return jobs

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from pipeline.media.output_options import check_encoder_options, check_muxer
+from pipeline.plan.input_config import InputConfig
 from pipeline.stages.base import StageParams
 from pipeline.stages.registry import get_stage_type
 
@@ -190,6 +191,7 @@ class PipelineConfig(_Strict):
             raise ValueError(f"{len(value)} stages; at most {MAX_STAGES}")
         return value
 
+    input: InputConfig = Field(default_factory=InputConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 from pipeline.frames import VideoFormat
 from pipeline.media.output_format import pick_output_format
-from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import SequenceInfo
+from pipeline.media.sequence_output import sequence_output_format
 from pipeline.media.window import Window
 from pipeline.plan.config import OutputConfig, PipelineConfig
 from pipeline.plan.graph import StageGraph
+from pipeline.plan.input_config import probe_input
 from pipeline.plan.segment_context import add_context
 from pipeline.plan.segments import (
     SegmentSpan,
@@ -47,22 +50,28 @@ def plan_job(
     src: str | os.PathLike,
     graph: StageGraph | None = None,
     window: Window | None = None,
+    sequence_out: bool = False,
 ) -> JobPlan:
-    """Probe ``src`` and decide the job (``graph``: one already built from ``config``)."""
-    info = probe(src)
+    """Probe ``src`` and decide the job (``graph``: one already built from ``config``;
+    ``sequence_out``: the output is a frame sequence, written as RGB on the driver)."""
+    info = probe_input(src, config.input)
     window = (window or Window()).fitted(info)
     view = window.view(info)  # what the stages see: cropped, frames of the span
     graph = graph or StageGraph.from_config(config)
-    out_fmt = output_format(config.output, view, graph)
-    spans = segment_plan(config, info, graph, window)
+    out_fmt = output_format(config.output, view, graph, sequence_out)
+    spans = segment_plan(config, info, graph, window, sequence_out)
     return JobPlan(info, window, view, graph, out_fmt, encoder_options(config.output),
                    dropped_stream_types(config.output), spans)  # fmt: skip
 
 
-def output_format(out: OutputConfig, info: MediaInfo, graph: StageGraph) -> VideoFormat:
+def output_format(
+    out: OutputConfig, info: MediaInfo, graph: StageGraph, sequence_out: bool = False
+) -> VideoFormat:
     src = info.video.fmt
     height, width = graph.output_size(src.height, src.width)
-    return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt)
+    if sequence_out:
+        return sequence_output_format(src.with_size(width, height))
+    return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt, out.options)
 
 
 def encoder_options(out: OutputConfig) -> dict[str, str]:
@@ -80,7 +89,11 @@ def dropped_stream_types(out: OutputConfig) -> frozenset[str]:
 
 
 def segment_plan(
-    config: PipelineConfig, info: MediaInfo, graph: StageGraph, window: Window | None = None
+    config: PipelineConfig,
+    info: MediaInfo,
+    graph: StageGraph,
+    window: Window | None = None,
+    sequence_out: bool = False,
 ) -> list[SegmentSpan] | None:
     """The segment plan when this job runs in segment mode, else None (chunk mode).
 
@@ -94,6 +107,8 @@ def segment_plan(
     reason = None
     if window is not None and not window.is_whole:
         reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
+    elif isinstance(info, SequenceInfo) or sequence_out:
+        reason = "frame sequences are read and written frame by frame on the driver"
     else:
         index = index_packets(info)
         reason = why_not_segmentable(index)

@@ -47,7 +47,7 @@ def add_context(index: PacketIndex, spans: list[SegmentSpan], radius: int) -> li
         out[i] = replace(out[i], first_packet=min(out[i].first_packet, out[i + 1].first_packet))
     for i in range(1, len(out)):
         out[i] = replace(out[i], end_packet=max(out[i].end_packet, out[i - 1].end_packet))
-    return [replace(s, key_pts=pts[s.first_packet]) if s.start_pts is not None else s for s in out]
+    return [replace(s, key_pts=pts[s.first_packet]) for s in out]
 
 
 def _decode_start(index: PacketIndex, first_position: int, first_pts: int) -> int:

@@ -1,28 +1,29 @@
-"""Segment plan: cut the compressed video stream at keyframes, without decoding it.
+"""Segment plan: cut the compressed video stream into pieces, without decoding it.
 
-A segment is a run of whole GOPs of about ``segment_seconds``. Its frames are the ones
-whose pts fall in ``[start_pts, end_pts)``; its packets start at its keyframe and, with
-open GOPs, run on past the next keyframe to the last "leading" picture that shows before
-it (those pictures belong to this segment by time but reference the next keyframe).
-Workers decode all of a segment's packets and keep only its frames, so no frame is
-duplicated or lost at a boundary. A segment travels as its packets plus the decoder's
-parameters: workers need no access to the input file.
+A segment's frames are the ones whose pts fall in ``[start_pts, end_pts)``, about
+``segment_seconds`` of them: cuts fall on keyframes where one is near the planned time,
+else at the planned time itself (long GOPs). Its packets start at the keyframe before
+its first frame (at its first frame when the cut is a keyframe) and run, in decode
+order, to the last packet that shows one of its frames: with open GOPs, past the next
+keyframe to the "leading" pictures that show before it. Workers decode all of a
+segment's packets and keep exactly its frames (the pre-roll before a cut between
+keyframes is decoded as references and dropped), so no frame is duplicated or lost at
+a boundary. A segment travels as its packets plus the decoder's parameters: workers
+need no access to the input file.
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
 
 from pipeline.errors import InputError
 from pipeline.media.probe import MediaInfo, check_unchanged, open_input
-
-#: How far past a keyframe (in packets) leading pictures are looked for.
-LEADING_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,11 @@ class PacketIndex:
     keyframe: list[bool]
     shown: list[bool]  # False for packets the container marks as discarded (edit lists)
     time_base: Fraction
+
+    @property
+    def hidden(self) -> int:
+        """Packets an edit list hides: counted by the container, never shown."""
+        return self.shown.count(False)
 
 
 @dataclass(frozen=True)
@@ -46,19 +52,14 @@ class SegmentSpan:
     end_pts: int | None  # None: to the last frame
     first_frame: int
     frame_pts: tuple[int, ...]  # the pts its output frames carry, ascending
+    key_pts: int | None = None  # pts of its first packet: the keyframe it decodes from
     # Temporal stages: neighbours' frames decoded around its own, read and not output.
     context_before: tuple[int, ...] = ()
     context_after: tuple[int, ...] = ()
-    key_pts: int | None = None  # pts of its first packet when that is not start_pts
 
     @property
     def frames(self) -> int:
         return len(self.frame_pts)
-
-    def owns(self, pts: int) -> bool:
-        return (self.start_pts is None or pts >= self.start_pts) and (
-            self.end_pts is None or pts < self.end_pts
-        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class DecoderParams:
     width: int
     height: int
     time_base: Fraction
+    stream_index: int = 0  # of the video stream in the input (cover art may come first)
 
 
 @dataclass
@@ -88,7 +90,7 @@ class SegmentPayload:
 
     def packets(self) -> Iterator[av.Packet]:
         if self.source is not None:
-            yield from _read_span(self.source, self.span)
+            yield from _read_span(self.source, self.span, self.decoder.stream_index)
             return
         offset = 0
         for size, pts, dts, key in zip(self.sizes, self.pts, self.dts, self.keyframe, strict=True):
@@ -100,14 +102,31 @@ class SegmentPayload:
             yield packet
 
 
+#: The last input indexed, by (path, fingerprint, stream): a run plans its segments and
+#: reports on its input from one demux pass.
+_last_index: dict[tuple[object, ...], PacketIndex] = {}
+
+
 def index_packets(info: MediaInfo) -> PacketIndex:
     """Demux the video stream (no decoding): each packet's pts and keyframe flag."""
+    key = (info.path, info.fingerprint, info.video.index)
+    if info.fingerprint is not None and key in _last_index:
+        check_unchanged(info)
+        return _last_index[key]
+    index = _index_packets(info)
+    _last_index.clear()
+    if info.fingerprint is not None:
+        _last_index[key] = index
+    return index
+
+
+def _index_packets(info: MediaInfo) -> PacketIndex:
     pts: list[int | None] = []
     keyframe: list[bool] = []
     shown: list[bool] = []
     try:
         with open_input(info.path) as container:
-            stream = container.streams.video[0]
+            stream = container.streams[info.video.index]
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
@@ -136,36 +155,71 @@ def why_not_segmentable(index: PacketIndex) -> str | None:
 
 
 def plan_segments(index: PacketIndex, segment_seconds: float) -> list[SegmentSpan]:
-    """Cut at the first keyframe at least ``segment_seconds`` after the segment's start."""
+    """Cut about every ``segment_seconds``: at the keyframe nearest the planned time when
+    one lies within half a segment of it (nothing is decoded twice), else at the planned
+    time itself, so that long GOPs split too. A segment then decodes from the keyframe
+    before its first frame; that pre-roll is decoded as references and dropped."""
     reason = why_not_segmentable(index)
     if reason:
         raise ValueError(f"cannot cut into segments: {reason}")
     pts: list[int] = index.pts  # type: ignore[assignment]  # checked above
-    step = segment_seconds / index.time_base
-    starts = [0]
-    for k in range(1, len(pts)):
-        if index.keyframe[k] and pts[k] - pts[starts[-1]] >= step:
-            # Every packet from k on must show at or after k, except leading pictures.
-            starts.append(k)
-    spans = []
-    for i, first in enumerate(starts):
-        nxt = starts[i + 1] if i + 1 < len(starts) else None
-        start_pts = pts[first] if i else None
-        end_pts = pts[nxt] if nxt is not None else None
-        end_packet = len(pts) if nxt is None else _leading_end(pts, nxt)
-        spans.append(SegmentSpan(i, first, end_packet, start_pts, end_pts, 0, ()))
+    shown = sorted(p for p, s in zip(pts, index.shown, strict=True) if s)
+    if not shown:
+        raise ValueError("cannot cut into segments: no frame is shown")
+    bounds = _cut_points(index, shown, segment_seconds / index.time_base)
     # Frames by pts: a frame belongs to the segment whose range holds its pts.
-    owned: list[list[int]] = [[] for _ in spans]
-    bounds = [s.start_pts for s in spans[1:]]
+    owned: list[list[int]] = [[] for _ in range(len(bounds) + 1)]
+    first_shown = [len(pts)] * len(owned)  # decode position of each segment's first frame
+    last_shown = [0] * len(owned)
+    for k, (p, is_shown) in enumerate(zip(pts, index.shown, strict=True)):
+        if is_shown:
+            i = _bisect(bounds, p)  # type: ignore[arg-type]
+            owned[i].append(p)
+            first_shown[i] = min(first_shown[i], k)
+            last_shown[i] = k
+    spans = []
     first_frame = 0
-    for p, shown in zip(pts, index.shown, strict=True):
-        if shown:
-            owned[_bisect(bounds, p)].append(p)
-    out = []
-    for span, frame_pts in zip(spans, owned, strict=True):
-        out.append(replace(span, first_frame=first_frame, frame_pts=tuple(sorted(frame_pts))))
+    for i, frame_pts in enumerate(owned):
+        start_pts = bounds[i - 1] if i else None
+        end_pts = bounds[i] if i < len(bounds) else None
+        first = _decode_start(index, first_shown[i], bounds[i - 1]) if i else 0
+        # References come before the pictures that use them: decoding through the last
+        # packet it shows decodes every frame it owns (open GOPs' leading pictures too).
+        end = last_shown[i] + 1 if end_pts is not None else len(pts)
+        spans.append(SegmentSpan(i, first, end, start_pts, end_pts, first_frame,
+                                 tuple(sorted(frame_pts)), pts[first]))  # fmt: skip
         first_frame += len(frame_pts)
-    return out
+    return spans
+
+
+def _cut_points(index: PacketIndex, shown: list[int], step: float) -> list[int]:
+    """The pts each segment after the first starts at (see ``plan_segments``)."""
+    flags = zip(index.pts, index.keyframe, index.shown, strict=True)
+    keys = sorted(p for p, key, is_shown in flags if key and is_shown)
+    bounds: list[int] = []
+    start = shown[0]
+    while True:
+        target = start + step
+        near = keys[bisect.bisect_left(keys, target - step / 2) :]
+        near = [k for k in near if k <= target + step / 2]
+        cut = min(near, key=lambda k: abs(k - target)) if near else None
+        if cut is None:
+            later = bisect.bisect_left(shown, target)
+            cut = shown[later] if later < len(shown) else None
+        if cut is None or cut > shown[-1]:
+            return bounds
+        bounds.append(cut)
+        start = cut
+
+
+def _decode_start(index: PacketIndex, first_shown: int, start_pts: int) -> int:
+    """The packet a segment decodes from: the last keyframe, at or before its first frame
+    in decode order, that shows at or before its start (so that none of its frames is a
+    leading picture needing the GOP before)."""
+    for k in range(min(first_shown, len(index.pts) - 1), -1, -1):
+        if index.keyframe[k] and index.pts[k] <= start_pts:  # type: ignore[operator]
+            return k
+    return 0
 
 
 def _bisect(bounds: list[int | None], value: int) -> int:
@@ -180,39 +234,30 @@ def _bisect(bounds: list[int | None], value: int) -> int:
     return lo
 
 
-def _leading_end(pts: list[int], key: int) -> int:
-    """End of the packets a segment ending at keyframe ``key`` needs: past the last packet
-    (within the next GOP) that shows before the keyframe, else the keyframe itself."""
-    end = key
-    for k in range(key + 1, min(len(pts), key + LEADING_WINDOW)):
-        if pts[k] < pts[key]:
-            end = k + 1
-    return end
-
-
 def decoder_params(info: MediaInfo) -> DecoderParams:
     with open_input(info.path) as container:
-        stream = container.streams.video[0]
+        stream = container.streams[info.video.index]
         cc = stream.codec_context
-        return DecoderParams(cc.name, cc.extradata, cc.width, cc.height, stream.time_base)
+        return DecoderParams(
+            cc.name, cc.extradata, cc.width, cc.height, stream.time_base, stream.index
+        )
 
 
-def _read_span(path: str, span: SegmentSpan) -> Iterator[av.Packet]:
+def _read_span(path: str, span: SegmentSpan, stream_index: int = 0) -> Iterator[av.Packet]:
     """A segment's packets read from the input itself: seek to its keyframe, then take
     as many packets as the plan counted."""
     wanted = span.end_packet - span.first_packet
     try:
         with open_input(path) as container:
-            stream = container.streams.video[0]
-            first_pts = span.key_pts if span.key_pts is not None else span.start_pts
-            if first_pts is not None:
-                container.seek(first_pts, stream=stream, backward=True, any_frame=False)
-            started = first_pts is None
+            stream = container.streams[stream_index]
+            if span.start_pts is not None:
+                container.seek(span.key_pts, stream=stream, backward=True, any_frame=False)
+            started = span.start_pts is None
             for packet in container.demux(stream):
                 if not packet.size:
                     continue
                 if not started:
-                    if packet.pts != first_pts or not packet.is_keyframe:
+                    if packet.pts != span.key_pts or not packet.is_keyframe:
                         continue
                     started = True
                 yield packet
@@ -244,7 +289,7 @@ def iter_payloads(
     k = 0
     try:
         with open_input(info.path) as container:
-            stream = container.streams.video[0]
+            stream = container.streams[info.video.index]
             for packet in container.demux(stream):
                 if not packet.size:
                     continue

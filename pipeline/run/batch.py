@@ -22,8 +22,9 @@ from typing import Any
 
 from pipeline.errors import InputError, PipelineError, WorkerError
 from pipeline.media.mux import VideoWriter
-from pipeline.media.output_path import check_output, prepare_output
+from pipeline.media.output_path import prepare_output
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence_output import check_any_output, is_sequence_output
 from pipeline.plan.config import config_hash
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.job import JobPlan, plan_job
@@ -78,6 +79,8 @@ class Batch:
         self.overwrite, self.restart, self.keep_work = overwrite, restart, keep_work
         self.on_progress = on_progress
         out_dir = self.jobs[0][1].parent if self.jobs else Path.cwd()
+        if self.jobs and is_sequence_output(self.jobs[0][1]):
+            out_dir = out_dir.parent  # a shot's folder holds its frames only
         self.results_path = results_path or out_dir / RESULTS_NAME
         self.config_hash = config_hash(pipeline.config)
 
@@ -95,7 +98,7 @@ class Batch:
         return (
             previous.get("config_hash") == self.config_hash
             and previous.get("output") == str(dst)
-            and dst.exists()
+            and (dst.exists() or (is_sequence_output(dst) and dst.parent.is_dir()))
             and previous.get("fingerprint") == input_fingerprint(src)
         )
 
@@ -127,8 +130,9 @@ class Batch:
                 if old is not None and self._finished_before(old, src, dst):
                     result.status, result.frames = "skipped", int(old.get("frames", 0))
                     continue
-                check_output(dst, overwrite=self.overwrite, inputs=[src])
-                f.job_plan = plan_job(self.pipeline.config, src, graph)
+                check_any_output(dst, overwrite=self.overwrite, inputs=[src])
+                f.job_plan = plan_job(self.pipeline.config, src, graph,
+                                      sequence_out=is_sequence_output(dst))  # fmt: skip
                 f.info = f.job_plan.info
                 f.spans = f.job_plan.spans or []
             except (PipelineError, OSError) as exc:
@@ -252,7 +256,7 @@ class Batch:
                                   restart=self.restart)  # fmt: skip
             f.result.mode = "segment"
             # Checked again: the folder may have changed since the batch began.
-            target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])
+            target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])  # segments
             try:
                 assert f.job_plan is not None
                 f.writer = self.pipeline.writer(target, f.job_plan)

@@ -78,12 +78,37 @@ def remove_stale_temp_dirs(root: str | None = None) -> list[Path]:
     return removed
 
 
+#: How long ``close()`` waits for the watchdog to notice the folder is gone.
+WATCHDOG_EXIT_S = 5.0
+
+
 def watch(owner: int, folder: Path, poll_s: float = 0.5) -> None:
     """Wait while ``owner`` lives and ``folder`` exists; reap the folder if the owner died."""
     while folder.exists() and pid_alive(owner):
         time.sleep(poll_s)
     if folder.exists():
         reap(folder)
+
+
+def route_raylet_messages() -> None:
+    """Send the errors the raylet pushes to the driver to the debug log: Ray prints them,
+    coloured and long (a killed worker's account), on standard output, where ``-o -``
+    writes the video. The actor pool reports a lost worker in one line of its own."""
+    from ray._private import worker as ray_worker
+
+    printer = ray_worker.print_to_stdstream
+    if getattr(printer, "routed", False):
+        return
+
+    def routed(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            printer(data, ignore_prefix)
+            return
+        for line in data.get("lines", []):
+            log.debug("raylet: %s", line)
+
+    routed.routed = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = routed
 
 
 class RaySession:
@@ -97,6 +122,7 @@ class RaySession:
         ray = ray_module()
         self.owned = False
         self.temp_dir: str | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         if ray.is_initialized():
             return
         kwargs: dict[str, Any] = {}
@@ -106,7 +132,7 @@ class RaySession:
             Path(self.temp_dir, _OWNER_FILE).write_text(str(os.getpid()))
             kwargs["_temp_dir"] = self.temp_dir
             # Its own session: a Ctrl-C or SIGKILL of the job's process group spares it.
-            subprocess.Popen(
+            self._watchdog = subprocess.Popen(
                 [sys.executable, "-m", "pipeline.run.ray_session", str(os.getpid()), self.temp_dir],
                 start_new_session=True,
                 stdin=subprocess.DEVNULL,
@@ -134,12 +160,19 @@ class RaySession:
         finally:
             if callable(on_term) and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGTERM, on_term)
+        route_raylet_messages()
         self.owned = True
 
     def _remove_temp_dir(self) -> None:
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
             self.temp_dir = None
+        if self._watchdog is not None:
+            # It sees the folder gone and exits; waiting reaps it (Python warns about a
+            # child still running when its Popen is collected).
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._watchdog.wait(timeout=WATCHDOG_EXIT_S)
+            self._watchdog = None
 
     def close(self) -> None:
         """Shut down what this session started (a joined cluster only loses the client)."""

@@ -18,13 +18,16 @@ from pipeline.errors import PipelineError, ResumableError, WorkerError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import DecodeStats
 from pipeline.media.mux import VideoWriter
-from pipeline.media.output_path import OutputTarget, output_target
+from pipeline.media.output_path import OutputTarget
+from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence_output import SequenceTarget, SequenceWriter, any_output_target
 from pipeline.media.streaming import spooled_input
 from pipeline.media.window import Window
 from pipeline.plan.config import PipelineConfig, config_hash
 from pipeline.plan.config_loader import load_config
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.job import JobPlan, plan_job
+from pipeline.plan.segments import index_packets
 from pipeline.run.executors import InlineExecutor, RayExecutor
 from pipeline.run.progress import ProgressCallback, ProgressTracker
 from pipeline.run.segment_job import SegmentJob
@@ -48,6 +51,7 @@ class RunSummary:
     read_errors: int = 0  # reading stopped early at damage
     frames_missing: int = 0  # announced by the container, never decoded (truncated input)
     pts_repaired: int = 0  # frames whose timestamp was missing or out of order
+    frames_rescaled: int = 0  # of another size than the first, rescaled to it
     stage_seconds: dict[str, float] = field(default_factory=dict)
     retries: int = 0
     workers: int = 0
@@ -138,7 +142,7 @@ class Pipeline:
         """
         # The output is checked (and its temporary file made) before any input is read.
         with (
-            output_target(dst, overwrite=overwrite, inputs=[src]) as target,
+            any_output_target(dst, overwrite=overwrite, inputs=[src]) as target,
             spooled_input(src) as path,
         ):
             if work_dir is None and not target.stream:
@@ -154,7 +158,8 @@ class Pipeline:
         work: _WorkSettings,
         window: Window,
     ) -> RunSummary:
-        job = plan_job(self.config, src, window=window)
+        sequence_out = isinstance(target, SequenceTarget)
+        job = plan_job(self.config, src, window=window, sequence_out=sequence_out)
         if job.spans is not None:
             return self._run_segments(job, target, on_progress, work)
         chunk_frames = self.config.execution.chunk_frames
@@ -193,6 +198,7 @@ class Pipeline:
             read_errors=stats.read_errors,
             frames_missing=stats.frames_missing,
             pts_repaired=stats.pts_repaired,
+            frames_rescaled=stats.frames_rescaled,
             fps=frames_out / wall if wall > 0 else 0.0,
             stage_seconds=executor.stats.stage_seconds,
             retries=executor.stats.retries,
@@ -200,10 +206,12 @@ class Pipeline:
             bytes_moved=executor.stats.bytes_moved,
         )
 
-    def writer(self, target: OutputTarget, job: JobPlan) -> VideoWriter:
+    def writer(self, target: OutputTarget, job: JobPlan) -> VideoWriter | SequenceWriter:
         """The output writer this config asks for: it writes ``target``'s temporary file
         and publishes it on ``close()`` (``pipeline.media.output_path``); with a trimmed
         ``job.window``, one that writes only its span, shifted to start at 0."""
+        if isinstance(target, SequenceTarget):
+            return SequenceWriter(target, job.view, job.out_fmt)
         return job.window.writer(
             target,
             job.info,
@@ -274,6 +282,9 @@ class Pipeline:
                 work.close()
         wall = time.monotonic() - t0
         stats = executor.stats if executor is not None else None
+        damage = _segment_input_stats(info, frames_total)
+        damage.frames_rescaled = segments.frames_rescaled
+        _warn_about_input(damage)
         return RunSummary(
             output=target.path,
             frames_in=frames_total,
@@ -281,6 +292,9 @@ class Pipeline:
             frames_corrupt=segments.frames_corrupt,
             packets_dropped=segments.packets_dropped,
             wall_s=wall,
+            read_errors=damage.read_errors,
+            frames_missing=damage.frames_missing,
+            frames_rescaled=damage.frames_rescaled,
             fps=(segments.frames - segments.frames_reused) / wall if wall > 0 else 0.0,
             stage_seconds=stats.stage_seconds if stats else {},
             retries=stats.retries if stats else 0,
@@ -316,6 +330,24 @@ def _warn_about_input(stats: DecodeStats) -> None:
         )
     if problems:
         warnings.warn("input damaged: " + "; ".join(problems), stacklevel=3)
+    if stats.frames_rescaled:
+        message = (
+            f"frame size changed mid-stream: {stats.frames_rescaled} frame(s) rescaled to "
+            "the first frame's size"
+        )
+        warnings.warn(message, stacklevel=3)
+
+
+def _segment_input_stats(info: MediaInfo, frames_planned: int) -> DecodeStats:
+    """What the demux pass that planned the segments found wrong with the input: frames
+    the container announced, by count or by duration, that no segment holds."""
+    index = index_packets(info)
+    shown = [p for p, s in zip(index.pts, index.shown, strict=True) if s and p is not None]
+    missing = max(
+        info.video.frames_short_of(frames_planned + index.hidden),
+        info.video.frames_short_by_time(max(shown, default=None)),
+    )
+    return DecodeStats(frames_missing=missing)
 
 
 def _in_order(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

@@ -40,7 +40,7 @@ class SegmentJob:
         self._ready: dict[int, EncodedSegment | None] = dict.fromkeys(self.reused)
         self._muxed: set[int] = set()
         self.next_span = 0
-        self.frames = self.frames_corrupt = self.packets_dropped = 0
+        self.frames = self.frames_corrupt = self.packets_dropped = self.frames_rescaled = 0
 
     @property
     def complete(self) -> bool:
@@ -80,6 +80,7 @@ class SegmentJob:
             self.frames += segment.frames
             self.frames_corrupt += segment.frames_corrupt
             self.packets_dropped += segment.packets_dropped
+            self.frames_rescaled += segment.frames_rescaled
             self.tracker.advance(segment.frames)
             self._muxed.add(span.index)
             self.next_span += 1

@@ -56,6 +56,7 @@ class EncodedSegment:
     frames_corrupt: int = 0
     packets_dropped: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    frames_rescaled: int = 0  # of another size than the stream's, rescaled to it
 
 
 def _decoded(payload: SegmentPayload, stats: dict[str, int]) -> Iterator[av.VideoFrame]:
@@ -81,7 +82,7 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
     graph has temporal stages), restore chunk by chunk, encode the own frames."""
     payload, setup = task.payload, task.setup
     span = payload.span
-    stats = {"packets_dropped": 0, "frames_corrupt": 0, "context": 0}
+    stats = {"packets_dropped": 0, "frames_corrupt": 0, "frames_rescaled": 0, "context": 0}
     encoder = PacketEncoder(setup.spec)
     packets: list[EncodedPacket] = []
     kept: list[int] = []
@@ -102,13 +103,15 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
     tail, extradata = encoder.finish()
     packets.extend(tail)
     return EncodedSegment(span.index, packets, extradata, len(kept), stats["frames_corrupt"],
-                          stats["packets_dropped"])  # fmt: skip
+                          stats["packets_dropped"],
+                          frames_rescaled=stats["frames_rescaled"])  # fmt: skip
 
 
 def _chunks(payload: SegmentPayload, setup: SegmentSetup, stats: dict[str, int]) -> Iterator[Chunk]:
     """The segment's own frames in chunks of ``chunk_frames``, its neighbours' border
     frames before and after them as chunks with no own frame (context only)."""
     span, in_fmt, size = payload.span, setup.in_fmt, setup.chunk_frames
+    own_pts = frozenset(span.frame_pts)
     context = frozenset(span.context_before) | frozenset(span.context_after)
     buffers = [np.empty((size, h, w), in_fmt.dtype) for h, w in in_fmt.plane_shapes()]
     rows, own_rows, pts_list = 0, True, []
@@ -125,9 +128,9 @@ def _chunks(payload: SegmentPayload, setup: SegmentSetup, stats: dict[str, int])
         return chunk
 
     for frame in _decoded(payload, stats):
-        own = frame.pts is not None and span.owns(frame.pts)
+        own = frame.pts in own_pts
         if not own and frame.pts not in context:
-            continue  # a frame decoded only as a reference
+            continue  # decoded only as a reference, or hidden by an edit list
         if rows and (own != own_rows or rows == size):
             yield flush()
         own_rows = own
@@ -136,6 +139,7 @@ def _chunks(payload: SegmentPayload, setup: SegmentSetup, stats: dict[str, int])
         stats["context"] += not own
         if (frame.width, frame.height) != (in_fmt.width, in_fmt.height):
             frame = frame.reformat(width=in_fmt.width, height=in_fmt.height)
+            stats["frames_rescaled"] += own
         planes = frame_to_planes(convert_layout(frame, in_fmt.pix_fmt, in_fmt.color), in_fmt)
         for buffer, plane in zip(buffers, planes, strict=True):
             buffer[rows] = plane

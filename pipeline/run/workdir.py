@@ -22,6 +22,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 from pipeline.media.encoder import EncodedPacket
+from pipeline.media.sequence import is_sequence_path, sequence_fingerprint
 from pipeline.plan.segments import SegmentSpan
 from pipeline.run.segment_worker import EncodedSegment
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
@@ -35,6 +36,8 @@ FINGERPRINT_BYTES = 1 << 20
 
 def input_fingerprint(path: str | os.PathLike) -> str:
     """Size plus a hash of the first and last MiB: a changed file shows, a copy does not."""
+    if is_sequence_path(path):
+        return sequence_fingerprint(path)
     size = os.path.getsize(path)
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
@@ -143,6 +146,7 @@ class WorkDir:
                 "frames": segment.frames,
                 "frames_corrupt": segment.frames_corrupt,
                 "packets_dropped": segment.packets_dropped,
+                "frames_rescaled": segment.frames_rescaled,
                 "packets": [
                     [len(p.data), p.pts, p.dts, p.duration, str(p.time_base), p.keyframe, p.frame]
                     for p in segment.packets
@@ -165,7 +169,8 @@ class WorkDir:
             offset += size
         extradata = bytes.fromhex(table["extradata"]) if table["extradata"] else None
         return EncodedSegment(index, packets, extradata, table["frames"],
-                              table["frames_corrupt"], table["packets_dropped"])  # fmt: skip
+                              table["frames_corrupt"], table["packets_dropped"],
+                              frames_rescaled=table.get("frames_rescaled", 0))  # fmt: skip
 
     def close(self) -> None:
         """Let another run use the folder (the work stays)."""

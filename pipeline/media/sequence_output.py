@@ -1,0 +1,221 @@
+"""Frame sequences as an output (``-o 'restored/frame.%06d.dpx'``), published as a set.
+
+A facility takes a shot back by its frames' names and depth: the input's numbering is
+kept (a video input is numbered from 1) and the depth too (DPX 10 and 12 bits as they
+are, TIFF and PNG in 16 bits when the source has more than 8, EXR as 32-bit float).
+The frames are written into a hidden folder beside the final one and the folder is
+renamed into place when the last frame is in, so a crash never leaves half a sequence
+under the final name; a folder that holds anything but this sequence's frames is never
+replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import av
+
+from pipeline.errors import OutputError
+from pipeline.frames import Chunk, ColorInfo, VideoFormat
+from pipeline.media.output_path import OutputTarget, check_output, output_target
+from pipeline.media.planes import planes_to_frame
+from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import IMAGE_CODECS, SequenceInfo, extension, split_pattern
+from pipeline.tempfiles import owned_name, sweep_stale
+
+#: Pixel format each image encoder writes, by the transport's bit depth.
+IMAGE_PIX_FMTS = {
+    "dpx": {8: "rgb24", 10: "gbrp10le", 12: "gbrp12le", 16: "rgb48le"},
+    "tiff": {8: "rgb24", 10: "rgb48le", 12: "rgb48le", 16: "rgb48le"},
+    "png": {8: "rgb24", 10: "rgb48be", 12: "rgb48be", 16: "rgb48be"},
+    "exr": {8: "gbrpf32le", 10: "gbrpf32le", 12: "gbrpf32le", 16: "gbrpf32le"},
+}
+
+
+def is_sequence_output(dst: str | os.PathLike) -> bool:
+    """Whether ``dst`` is a printf-style pattern naming image files."""
+    parts = split_pattern(os.fspath(dst))
+    return parts is not None and extension(parts[2]) in IMAGE_CODECS
+
+
+@dataclass
+class SequenceTarget(OutputTarget):
+    """A sequence output: ``url`` is the hidden folder the frames are written into,
+    ``path`` the pattern, ``folder`` the final folder it is renamed to."""
+
+    folder: str = ""
+    name: str = ""  # the pattern's file part, ``frame.%06d.dpx``
+
+    def publish(self) -> None:
+        """Rename the finished folder into place, replacing an earlier one of this shot."""
+        final = Path(self.folder)
+        old = final.parent / owned_name(f".{final.name}.", ".replaced")
+        try:
+            fd = os.open(self.url, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if final.exists():
+                os.rename(final, old)
+            os.rename(self.url, final)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot move the frames into place at {final}: {exc}") from None
+        shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.url, ignore_errors=True)
+
+
+def _only_this_sequence(folder: Path, name: str) -> bool:
+    parts = split_pattern(str(folder / name))
+    assert parts is not None
+    _, prefix, suffix, _ = parts
+    return all(
+        e.name.startswith(prefix) and e.name.endswith(suffix) and e.is_file()
+        for e in os.scandir(folder)
+    )
+
+
+def check_sequence_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> tuple[Path, str]:
+    """Refuse a sequence output before any work (``OutputError`` saying why); returns
+    its final folder and the pattern's file part."""
+    folder_text, name = os.path.split(os.fspath(dst))
+    if not folder_text or Path(folder_text).resolve() == Path.cwd().resolve():
+        raise OutputError(
+            f"a frame sequence is written into a folder of its own: -o 'restored/{name}'"
+        )
+    folder = Path(folder_text).absolute()
+    if not folder.parent.is_dir():
+        raise OutputError(f"output folder {folder.parent} does not exist")
+    for item in inputs:
+        item_folder = Path(item) if Path(item).is_dir() else Path(item).absolute().parent
+        if folder.exists() and os.path.samefile(folder, item_folder):
+            raise OutputError(f"{folder} holds the input; write the sequence elsewhere")
+    if folder.exists():
+        if not folder.is_dir():
+            raise OutputError(f"{folder} exists and is not a folder")
+        if not overwrite:
+            raise OutputError(f"{folder} exists (use -y to replace its frames)")
+        if not _only_this_sequence(folder, name):
+            raise OutputError(f"{folder} holds other files than {name}; not replaced")
+    return folder, name
+
+
+def check_any_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> None:
+    """``check_output`` for a file, ``check_sequence_output`` for a sequence (batches)."""
+    if is_sequence_output(dst):
+        check_sequence_output(dst, overwrite=overwrite, inputs=inputs)
+    else:
+        check_output(dst, overwrite=overwrite, inputs=inputs)
+
+
+def prepare_sequence_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> SequenceTarget:
+    """Check a sequence output before any work and make its hidden folder."""
+    folder, name = check_sequence_output(dst, overwrite=overwrite, inputs=inputs)
+    prefix, suffix = f".{folder.name}.", ".partial"
+    sweep_stale(folder.parent, prefix, suffix)
+    sweep_stale(folder.parent, prefix, ".replaced")
+    temp = folder.parent / owned_name(prefix, suffix)
+    try:
+        os.mkdir(temp)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {folder.parent}: {exc.strerror or exc}") from None
+    return SequenceTarget(os.fspath(dst), str(temp), False, folder=str(folder), name=name)
+
+
+@contextlib.contextmanager
+def any_output_target(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> Iterator[OutputTarget]:
+    """A file's ``output_target``, or a sequence's: nothing temporary outlives the run."""
+    if not is_sequence_output(dst):
+        with output_target(dst, overwrite=overwrite, inputs=inputs) as target:
+            yield target
+        return
+    target = prepare_sequence_output(dst, overwrite=overwrite, inputs=inputs)
+    try:
+        yield target
+    finally:
+        target.discard()
+
+
+def sequence_output_format(fmt: VideoFormat) -> VideoFormat:
+    """Frames for an image sequence travel as planar RGB of the source's depth (a YUV
+    source is converted to RGB on the workers, in float)."""
+    if fmt.is_rgb:
+        return fmt
+    pix_fmt = {8: "gbrp", 10: "gbrp10le", 12: "gbrp12le"}.get(fmt.bit_depth, "gbrp16le")
+    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"))
+
+
+class SequenceWriter:
+    """Writes chunks as numbered image files into a ``SequenceTarget``'s hidden folder;
+    ``close()`` publishes the folder, ``abort()`` removes it."""
+
+    def __init__(self, target: SequenceTarget, src: MediaInfo, out_fmt: VideoFormat) -> None:
+        self.target = target
+        self.dst = target.path
+        self.fmt = out_fmt
+        self.frames_written = 0
+        parts = split_pattern(target.name)
+        assert parts is not None
+        _, self._prefix, self._suffix, self._digits = parts
+        codec = IMAGE_CODECS[extension(self._suffix)]
+        self._pix_fmt = IMAGE_PIX_FMTS[codec][out_fmt.bit_depth]
+        self._encoder = av.CodecContext.create(codec, "w")
+        self._encoder.width, self._encoder.height = out_fmt.width, out_fmt.height
+        self._encoder.pix_fmt = self._pix_fmt
+        self._encoder.time_base = src.video.time_base
+        seq = src.sequence if isinstance(src, SequenceInfo) else None
+        # A sequence keeps its numbers (pts = number - first); a video counts from 1.
+        self._first = seq.numbers[0] if seq is not None else None
+
+    def write(self, chunk: Chunk) -> None:
+        if not chunk.fmt.is_rgb:
+            raise OutputError(f"a frame sequence needs RGB frames, not {chunk.fmt.pix_fmt}")
+        for i, pts in enumerate(chunk.pts):
+            planes = tuple(p[i] for p in chunk.planes)
+            frame = planes_to_frame(planes, chunk.fmt.pix_fmt).reformat(format=self._pix_fmt)
+            frame.pts = pts
+            data = b"".join(bytes(p) for p in self._encoder.encode(frame))
+            number = self._first + pts if self._first is not None else self.frames_written + 1
+            self._write_file(f"{self._prefix}{number:0{self._digits}d}{self._suffix}", data)
+            self.frames_written += 1
+
+    def _write_file(self, name: str, data: bytes) -> None:
+        path = os.path.join(self.target.url, name)
+        try:
+            with open(path, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self.target.publish()
+
+    def abort(self) -> None:
+        self.target.discard()
+
+    def __enter__(self) -> SequenceWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
