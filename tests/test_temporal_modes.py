@@ -193,7 +193,7 @@ def test_segment_mode_resumes_with_a_temporal_graph(ray_cluster, clip, reference
     hang = f"  - {{id: h, type: test-hang-after, marker: '{marker}', after_frames: 6}}\n"
     text = config_text(hang + GRAPHS["restore-temporal"], "ray", 4)
     overrides = ["execution.num_workers=1", "execution.max_retries=0",
-                 "execution.chunk_timeout_s=5"]  # fmt: skip
+                 "execution.chunk_timeout_s=15"]  # fmt: skip
     out, work = tmp_path / "o.mkv", tmp_path / "work"
     pipe = Pipeline(parse_config(text, "t.yaml", overrides))
     with pytest.raises(ResumableError):
