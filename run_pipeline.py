@@ -10,6 +10,7 @@ failed beyond their retries with nothing kept, 130 interrupted (SIGINT), 143 ter
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shlex
@@ -18,9 +19,10 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from pipeline.errors import ConfigError, PipelineError, ResumableError
+from pipeline.run.cli_args import build_parser
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -38,104 +40,6 @@ def _on_sigterm(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup
     _terminated.set()
     raise Terminated
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so usage errors share our exit path."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(f"{self.prog}: {message}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="run_pipeline.py", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    from pipeline.plan.input_config import add_input_args
-
-    def config_args(sp: argparse.ArgumentParser, required: bool = True) -> None:
-        sp.add_argument("-c", "--config", required=required, help="YAML stage graph")
-        sp.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config key, e.g. --set execution.chunk_frames=16",
-        )
-        sp.add_argument("--executor", choices=["ray", "inline"], help="override execution")
-        sp.add_argument("--address", help="Ray cluster to join: 'auto' or ray://host:port")
-        add_input_args(sp)
-
-    run = sub.add_parser("run", help="restore a video")
-    config_args(run)
-    run.add_argument(
-        "-i",
-        "--input",
-        required=True,
-        nargs="+",
-        help="input video; several files, a folder, a glob or a list file make a batch",
-    )
-    run.add_argument("-o", "--output", required=True, help="output video (a folder for a batch)")
-    run.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
-    run.add_argument(
-        "--work-dir",
-        help="where segment mode keeps finished segments (default: .OUTPUT.work beside it)",
-    )
-    run.add_argument(
-        "--restart", action="store_true", help="discard earlier work instead of resuming"
-    )
-    run.add_argument(
-        "--keep-work", action="store_true", help="keep the work directory after success"
-    )
-    run.add_argument(
-        "--progress",
-        choices=["auto", "bar", "json", "none"],
-        default="auto",
-        help="bar on a terminal (auto), JSON lines on stderr, or none",
-    )
-    window_args(run)
-    run.add_argument("--report", metavar="HTML", help="write a self-contained job report")
-    run.add_argument("--reference", help="clean video: the report adds PSNR/SSIM/flicker")
-
-    pr = sub.add_parser("probe", help="describe a media file's streams")
-    pr.add_argument("input")
-    add_input_args(pr)
-
-    pl = sub.add_parser("plan", help="dry run: config, chunk plan, tile grid, memory")
-    config_args(pl)
-    pl.add_argument("-i", "--input", required=True)
-
-    va = sub.add_parser("validate", help="check a config without touching any video")
-    config_args(va)
-
-    sub.add_parser("models", help="list registered networks with measured figures")
-
-    cp = sub.add_parser("compare", help="side-by-side/wipe video or contact sheet, quality")
-    cp.add_argument("videos", nargs="+", help="videos to compare, the first sets the timeline")
-    cp.add_argument("-o", "--output", required=True, help="out.png (contact sheet) or out.mp4")
-    cp.add_argument("-y", "--overwrite", action="store_true", help="overwrite the output")
-    cp.add_argument("--labels", help="comma-separated names (default: file names)")
-    cp.add_argument("--layout", choices=["side", "wipe"], default="side", help="video layout")
-    picks = cp.add_mutually_exclusive_group()
-    picks.add_argument("--frames", help="contact sheet frames, e.g. 0,24,48 (default: 4 spread)")
-    picks.add_argument("--every", metavar="DURATION", help="contact sheet frame every 2s, ...")
-    cp.add_argument("--width", type=int, default=480, help="contact sheet cell width (0: full)")
-    cp.add_argument(
-        "--reference", help="clean video: per-frame PSNR/SSIM/flicker table (.csv) and plot"
-    )
-    return p
-
-
-def window_args(sp: argparse.ArgumentParser) -> None:
-    """FFmpeg's trim options and a crop: restore a few seconds of a region first."""
-    g = sp.add_argument_group("preview (FFmpeg's words; times count from the first frame)")
-    g.add_argument("-ss", dest="ss", metavar="START", help="start at the first frame at/after")
-    span = g.add_mutually_exclusive_group()
-    span.add_argument("-t", dest="t", metavar="DURATION", help="restore this long")
-    span.add_argument("-to", dest="to", metavar="END", help="stop before this time")
-    g.add_argument("--crop", metavar="WxH+X+Y", help="restore only this region")
 
 
 def _window(args: argparse.Namespace) -> Any:
@@ -160,6 +64,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.media.output_path import output_target
     from pipeline.plan.batch_inputs import is_batch
     from pipeline.run.progress import BarReporter, JsonLinesReporter
     from pipeline.run.runner import Pipeline
@@ -174,7 +79,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     window = _window(args)
     if is_batch(args.input) and (not window.is_whole or args.report or args.reference):
         raise ConfigError("-ss/-t/-to/--crop and --report take one input file, not a batch")
-    check_report_options(args.report, args.reference, (args.input[0], args.output), args.overwrite)
+    paths = (args.input[0], args.output)
+    check_report_options(args.report, args.reference, paths, args.config, args.work_dir)
     mode = args.progress
     if mode == "auto":
         mode = "bar" if sys.stderr.isatty() else "none"
@@ -187,31 +93,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if on_progress is not None:
                 on_progress.close()
     recorder = ProgressRecorder(on_progress)
-    try:
-        summary = pipe.run(
-            args.input[0],
-            args.output,
-            overwrite=args.overwrite,
-            on_progress=recorder,
-            window=window,
-            work_dir=args.work_dir,
-            restart=args.restart,
-            keep_work=args.keep_work,
-        )
-    finally:
-        if on_progress is not None:
-            on_progress.close()
-    if args.report:
-        inputs = ReportInputs(
-            args.input[0],
-            args.output,
-            pipe.config,
-            summary.to_dict(),
-            recorder.events,
-            window,
-            args.reference,
-        )
-        write_report(args.report, inputs)
+    with contextlib.ExitStack() as stack:
+        if args.report:  # checked and reserved with the output, before any work
+            read = [p for p in (args.input[0], args.reference) if p]
+            report = output_target(args.report, overwrite=args.overwrite, inputs=read)
+            report_target = stack.enter_context(report)
+        try:
+            summary = pipe.run(
+                args.input[0],
+                args.output,
+                overwrite=args.overwrite,
+                on_progress=recorder,
+                window=window,
+                work_dir=args.work_dir,
+                restart=args.restart,
+                keep_work=args.keep_work,
+            )
+        finally:
+            if on_progress is not None:
+                on_progress.close()
+        if args.report:
+            inputs = ReportInputs(
+                args.input[0],
+                args.output,
+                pipe.config,
+                summary.to_dict(),
+                recorder.events,
+                window,
+                args.reference,
+            )
+            write_report(report_target, inputs)
     if mode == "json":
         print(json.dumps({"event": "summary", **summary.to_dict()}), file=sys.stderr)
     stages = ", ".join(
@@ -239,12 +150,16 @@ def _run_batch(args: argparse.Namespace, pipe: Any, on_progress: Any, json_event
 
     from pipeline.plan.batch_inputs import expand_inputs, plan_outputs
     from pipeline.run.batch import Batch
+    from pipeline.write_guard import write_error
 
     out_dir = Path(args.output)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"-o {out_dir}: a batch writes into a folder, and this is a file")
     jobs = plan_outputs(expand_inputs(args.input), out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(exc, out_dir) from None
     batch = Batch(pipe, jobs, overwrite=args.overwrite, restart=args.restart,
                   keep_work=args.keep_work, on_progress=on_progress)  # fmt: skip
     summary = batch.run()

@@ -17,8 +17,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
+
+from pipeline.tempfiles import write_atomic
 
 #: Keys under which training code nests the weights, in order of preference (BasicSR and
 #: MIRNet v2 write ``params``, the MIRNet v1 scripts ``state_dict``).
@@ -147,5 +149,6 @@ def save_weights(
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    # Whole or not at all, and through a link into the file it names (pipeline.write_guard).
+    write_atomic(path, save(tensors, metadata=meta))
     return path

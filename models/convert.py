@@ -14,6 +14,7 @@ from pathlib import Path
 
 from models.checkpoint import load_checkpoint, save_weights
 from models.zoo import build_arch
+from pipeline.write_guard import same_file
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", required=True, help="architecture or preset, e.g. mirnet_v1")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if same_file(args.out, args.checkpoint):  # the published file is kept, never replaced
+        parser.error(f"--out {args.out} is the checkpoint being converted; write elsewhere")
     model = load_checkpoint(build_arch(args.arch), args.checkpoint)
     print(save_weights(model, args.out, metadata={"converted_from": args.checkpoint.name}))
 

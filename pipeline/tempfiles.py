@@ -19,6 +19,8 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.write_guard import resolve
+
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +90,9 @@ _WRITE_PREFIX, _WRITE_SUFFIX = ".write-", ".tmp"
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves the old file or the new one: a
-    run-owned temporary file beside it, synced, then renamed over it."""
+    run-owned temporary file beside it, synced, then renamed over it (through a link:
+    the file it names, never the link)."""
+    path = resolve(path)
     tmp = path.parent / owned_name(_WRITE_PREFIX, _WRITE_SUFFIX)
     try:
         with open(tmp, "xb") as f:

@@ -50,3 +50,28 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A factory for folders on a tiny tmpfs (a full disk, for real): ``small_disk(size)``.
+    Needs root (the tests run as root in the dev container); skips elsewhere."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def make(size: str = "64k") -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            pytest.skip("a small tmpfs cannot be mounted here (needs root)")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -22,6 +22,7 @@ FORBIDDEN = {
     "pipeline.errors": ("pipeline.media", "pipeline.plan", "pipeline.run", "pipeline.show"),
     "pipeline.frames": ("pipeline.media", "pipeline.plan", "pipeline.run", "pipeline.show"),
     "pipeline.tempfiles": ("pipeline.media", "pipeline.plan", "pipeline.run", "pipeline.show"),
+    "pipeline.write_guard": ("pipeline.media", "pipeline.plan", "pipeline.run", "pipeline.show"),
 }
 
 

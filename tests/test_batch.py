@@ -122,3 +122,54 @@ def test_shared_queue_outputs_are_checked_and_published_like_a_single_run(
     assert (out / "short.mkv").read_bytes() == b"keep me"
     assert sorted(p.name for p in out.iterdir()) == ["long.mkv", RESULTS_NAME, "short.mkv"]
     assert len(decoded(out / "long.mkv")[0]) == 36
+
+
+def test_a_batch_output_is_never_one_of_its_inputs(folder: Path, tmp_path: Path):
+    """Regression: an output that is another input of the batch (here through a link)
+    was replaced, with -y, before that input was read."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "long.mkv").write_bytes((folder / "long.mkv").read_bytes())
+    (tmp_path / "other.mkv").symlink_to(out / "long.mkv")
+    with pytest.raises(ConfigError, match="input"):
+        plan_outputs([folder / "long.mkv", tmp_path / "other.mkv"], out)
+    with pytest.raises(ConfigError, match="input"):  # -i folder -o folder
+        plan_outputs([folder / "long.mkv"], folder)
+
+
+@pytest.mark.ray
+def test_a_full_disk_in_a_batch_keeps_the_work_and_exits_4(
+    ray_cluster, folder: Path, tmp_path: Path, monkeypatch
+):
+    """Regression: a full disk while keeping a segment failed the file as an unreadable
+    input (3), with its finished segments kept and no resume. Simulated where the work
+    directory writes, after long.mkv's first segment."""
+    import errno
+
+    from pipeline.run import workdir
+
+    real = workdir.write_atomic
+
+    def full_after_segment_0(path: Path, data: bytes) -> None:
+        if path.parent.name == ".long.mkv.work" and path.name.startswith("segment_000001"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(workdir, "write_atomic", full_after_segment_0)
+    out = tmp_path / "out"
+    jobs = plan_outputs([folder / "long.mkv", folder / "short.mkv"], out)
+    out.mkdir()
+    summary = Batch(Pipeline(parse_config(GRAPH, "g.yaml")), jobs).run()
+    status = {Path(f.input).name: f for f in summary.files}
+    assert status["short.mkv"].status == "done"
+    assert status["long.mkv"].exit_code == 4 and "disk full" in (status["long.mkv"].error or "")
+    assert summary.exit_code == 4
+
+
+def test_an_output_folder_that_cannot_be_made_is_an_output_error(folder: Path, capfd):
+    """Regression: "internal: PermissionError" (exit 1). sysfs refuses even root."""
+    config = Path(__file__).resolve().parent.parent / "configs/passthrough.yaml"
+    argv = ["run", "-c", str(config), "-i", str(folder / "long.mkv"), str(folder / "short.mkv"),
+            "-o", "/sys/newdir"]  # fmt: skip
+    assert run_pipeline.main(argv) == 2
+    assert "/sys/newdir" in capfd.readouterr().err

@@ -221,3 +221,19 @@ def test_sigterm_while_spooling_standard_input_removes_the_spool(tmp_path: Path)
     proc.stderr.close()
     assert list(spool_root.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"]
+
+
+def test_dev_stdout_redirected_to_a_file_gets_the_video(clip: str, tmp_path: Path):
+    """Regression: ``-o /dev/stdout -y > file`` renamed the temporary file over the
+    ``/dev/stdout`` link itself; the file the shell opened stayed empty (exit 0)."""
+    target = tmp_path / "redirected.mkv"
+    with open(target, "wb") as stdout:
+        result = subprocess.run(
+            [sys.executable, str(REPO / "run_pipeline.py"), "run", "-c",
+             "configs/passthrough.yaml", "-i", clip, "-o", "/dev/stdout", "-y"],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120, cwd=REPO,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert os.path.islink("/dev/stdout")
+    with av.open(str(target)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 24

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 from pipeline.media.probe import probe
 from pipeline.show.alignment import aligned_frames
 from pipeline.show.compare import compare, wipe, wipe_position
@@ -152,3 +153,66 @@ def test_a_super_resolution_input_is_measured_upscaled(
     three_quarters = write(tmp_path / "odd.mkv", odd, pts, tb)
     with pytest.raises(ConfigError, match="integer factor"):
         compare([three_quarters], tmp_path / "odd.png", reference=clips["a"])
+
+
+@pytest.mark.parametrize("width", [-5, -1, 100_000])
+def test_a_bad_cell_width_is_a_usage_error_before_any_work(
+    clips: dict[str, str], tmp_path: Path, width: int
+) -> None:
+    """Regression: ``--width -5`` was an OpenCV assertion (exit 1, "internal")."""
+    out = tmp_path / "sheet.png"
+    with pytest.raises(ConfigError, match="--width"):
+        compare([clips["a"]], out, cell_width=width)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_result_never_replaces_a_video_it_compares(
+    clips: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: ``compare a.mp4 b.mp4 -o a.mp4 -y`` replaced an input with its result."""
+    a = tmp_path / "a.mkv"
+    a.write_bytes(Path(clips["a"]).read_bytes())
+    os.link(a, tmp_path / "hard.mkv")
+    monkeypatch.chdir(tmp_path)
+    for out in (a, "./a.mkv", "hard.mkv"):
+        with pytest.raises(OutputError, match="is an input"):
+            compare([str(a), clips["flicker"]], out, overwrite=True)
+    with pytest.raises(OutputError, match="is an input"):
+        compare([clips["flicker"]], a, reference=str(a), overwrite=True)
+    assert a.read_bytes() == Path(clips["a"]).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mkv", "hard.mkv"]
+
+
+def test_every_file_compare_writes_is_checked_before_any_work(
+    clips: dict[str, str], tmp_path: Path
+) -> None:
+    """Regression: the quality table and plot were overwritten without ``-y``."""
+    out = tmp_path / "sheet.png"
+    (tmp_path / "sheet.quality.csv").write_text("mine")
+    with pytest.raises(OutputError, match=r"sheet\.quality\.csv exists"):
+        compare([clips["flicker"]], out, reference=clips["a"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sheet.quality.csv"]
+
+
+@pytest.mark.parametrize("name", ["sheet.png", "side.mkv"])
+def test_compare_writes_through_a_link(clips: dict[str, str], tmp_path: Path, name: str) -> None:
+    """Regression: the video's temporary file was renamed over the link."""
+    real = tmp_path / "real" / name
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / name
+    link.symlink_to(real)
+    compare([clips["a"]], link, frames="0", overwrite=True)
+    assert link.is_symlink() and real.stat().st_size > 500
+    assert [p.name for p in real.parent.iterdir()] == [name]
+
+
+def test_a_full_disk_is_an_output_error_and_leaves_nothing(
+    clips: dict[str, str], small_disk
+) -> None:
+    """Regression: a side-by-side video on a full disk was "internal: OSError" (exit 1)."""
+    disk = small_disk("4k")
+    (disk / "filler").write_bytes(b"x" * 4096)  # full: only empty files still fit
+    with pytest.raises(OutputError, match="disk full"):
+        compare([clips["a"], clips["flicker"]], disk / "side.mkv")
+    assert [p.name for p in disk.iterdir()] == ["filler"]

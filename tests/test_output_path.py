@@ -181,3 +181,62 @@ def test_a_link_to_a_device_is_written_through_not_replaced(clip, tmp_path):
     assert link.is_symlink() and os.readlink(link) == "/dev/null"
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     assert [p.name for p in tmp_path.iterdir()] == ["out.mkv"]
+
+
+def test_a_link_to_a_file_is_written_through_not_replaced(clip, tmp_path):
+    """Regression: the check followed the link, then the temporary file was renamed over
+    the link itself: the file it named kept its old content."""
+    real = tmp_path / "real" / "out.mkv"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "out.mkv"
+    link.symlink_to(real)
+    with pytest.raises(OutputError, match="exists"):
+        passthrough().run(clip, link)
+    passthrough().run(clip, link, overwrite=True)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert frame_pts(real) == frame_pts(clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "real"]
+    assert [p.name for p in real.parent.iterdir()] == ["out.mkv"]
+
+
+def test_a_descriptor_path_writes_the_file_it_names(clip, tmp_path):
+    """Regression: ``-o /dev/stdout > file``: ``/proc/self/fd/1`` names a regular file;
+    the output went beside the link (or over it) and the file stayed empty."""
+    target = tmp_path / "redirected.mkv"
+    with open(target, "wb") as f:
+        passthrough().run(clip, f"/proc/self/fd/{f.fileno()}", overwrite=True)
+    assert frame_pts(target) == frame_pts(clip)
+    assert [p.name for p in tmp_path.iterdir()] == ["redirected.mkv"]
+
+
+@pytest.mark.parametrize("name", ["x" * 226 + ".mkv", "x" * 251 + ".mkv", "é" * 125 + ".mkv"])
+def test_a_long_output_name_that_fits_is_written(clip, tmp_path, name):
+    """Regression: a 230-character name failed with "File name too long" (exit 2): the
+    hidden temporary name added about 35 characters. It is cut to fit, whatever fits."""
+    assert len(os.fsencode(name)) <= 255
+    summary = passthrough().run(clip, tmp_path / name)
+    assert summary.frames_out == 40 and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_a_killed_runs_shortened_temporary_file_is_still_swept(clip, tmp_path):
+    """The cut is the same for every run, so what a killed run left is found."""
+    from pipeline.media.output_path import _temp_parts
+
+    dst = tmp_path / ("y" * 240 + ".mkv")
+    prefix, suffix = _temp_parts(dst)
+    stale = tmp_path / owned_by(dead_pid(), prefix, suffix)
+    stale.write_bytes(b"half a file")
+    passthrough().run(clip, dst)
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]
+
+
+def test_a_work_directory_that_is_the_output_or_the_input_is_refused(clip, tmp_path, monkeypatch):
+    """The work directory would take the output's place (the output then fails to publish
+    after all the work), or be made where the input is."""
+    no_probe(monkeypatch)
+    out = tmp_path / "out.mkv"
+    for work in (out, clip):
+        with pytest.raises(OutputError, match="work"):
+            passthrough().run(clip, out, work_dir=work)
+    assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ def test_raylet_messages_go_to_the_log_not_standard_output(monkeypatch, capsys, 
     monkeypatch.setattr(ray_worker, "print_to_stdstream", ray_worker.print_to_stdstream)
     route_raylet_messages()
     route_raylet_messages()  # once is enough; twice changes nothing
-    caplog.set_level("DEBUG", logger="pipeline.ray_session")
+    caplog.set_level("DEBUG", logger="pipeline.run.ray_session")
     message = {"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False}
     ray_worker.print_to_stdstream(message, ignore_prefix=False)
     out = capsys.readouterr()

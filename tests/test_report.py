@@ -132,3 +132,150 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     assert result.returncode == 0 and shot.stat().st_size > 50_000, result.stderr[-2000:]
     if os.environ.get("REPORT_SCREENSHOT"):  # for a person to look at
         shutil.copyfile(shot, os.environ["REPORT_SCREENSHOT"])
+
+
+def _run_main(*args: str) -> int:
+    """``run_pipeline.py run`` in this process (the checks under test come before any work)."""
+    import run_pipeline
+
+    return run_pipeline.main(["run", "-c", str(REPO / "configs/passthrough.yaml"), *args])
+
+
+@pytest.mark.parametrize(
+    "clash", ["input", "input-spelled", "input-hard-link", "output", "reference"]
+)
+def test_the_report_never_replaces_a_file_the_job_reads_or_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, clash: str
+) -> None:
+    """Regression: ``--report in.mp4`` replaced the input video with HTML (exit 0); the
+    report was never checked against the input, the output or the reference."""
+    src = Path(make_clip(tmp_path / "in.mp4", frames=2))
+    ref = tmp_path / "ref.mp4"
+    ref.write_bytes(src.read_bytes())
+    before = src.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    report = {"input": str(src), "input-spelled": "./sub/../in.mp4", "output": "out.mp4",
+              "input-hard-link": "linked.mp4", "reference": str(ref)}[clash]  # fmt: skip
+    (tmp_path / "sub").mkdir()
+    os.link(src, tmp_path / "linked.mp4")
+    code = _run_main("-i", str(src), "-o", "out.mp4", "-y", "--report", report,
+                     "--reference", str(ref))  # fmt: skip
+    assert code == 2, capsys.readouterr().err
+    assert "--report" in capsys.readouterr().err
+    assert src.read_bytes() == before and ref.read_bytes() == before
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_output_never_replaces_the_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    src = Path(make_clip(tmp_path / "in.mp4", frames=2))
+    ref = tmp_path / "ref.mp4"
+    ref.write_bytes(src.read_bytes())
+    code = _run_main("-i", str(src), "-o", str(ref), "-y", "--report",
+                     str(tmp_path / "r.html"), "--reference", str(ref))  # fmt: skip
+    assert code == 2 and "reference" in capsys.readouterr().err
+    assert ref.read_bytes() == src.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "ref.mp4"]
+
+
+def test_an_unwritable_report_folder_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Regression: the report was written only after the job had published its output
+    (exit 1 "internal"). sysfs refuses new files even to root."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"), "--report", "/sys/r.html")
+    assert code == 2 and "/sys" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_reference_that_is_not_a_video_fails_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Regression: ``--reference notes.txt`` was found unreadable after the job (exit 3
+    with the output already published)."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n")
+    code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"),
+                     "--report", str(tmp_path / "r.html"), "--reference", str(notes))  # fmt: skip
+    assert code == 3 and "notes.txt" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "notes.txt"]
+
+
+def test_a_full_disk_leaves_no_partial_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture, small_disk
+) -> None:
+    """Regression: a full disk left ``.r.html.partial`` beside the report (exit 1)."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    disk = small_disk("4k")
+    code = _run_main("-i", src, "-o", str(tmp_path / "out.mp4"), "--report", str(disk / "r.html"))
+    assert code == 2 and "disk full" in capsys.readouterr().err
+    assert list(disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["-o", "--report"])
+def test_nothing_is_written_over_the_config(tmp_path: Path, capsys, flag: str) -> None:
+    """What a job reads is never what it writes: the config file included."""
+    import run_pipeline
+
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    config = tmp_path / "job.yaml"
+    config.write_text((REPO / "configs/passthrough.yaml").read_text())
+    argv = ["run", "-c", str(config), "-i", src, "-o", str(tmp_path / "out.mp4"), "-y",
+            "--report", str(tmp_path / "r.html")]  # fmt: skip
+    argv[argv.index(flag) + 1] = str(config)
+    assert run_pipeline.main(argv) == 2
+    assert "config" in capsys.readouterr().err
+    assert config.read_text() == (REPO / "configs/passthrough.yaml").read_text()
+
+
+def test_the_busiest_crop_is_found_without_float_copies_of_whole_frames() -> None:
+    """Regression: ``--report`` on 8K frames peaked at 5.2 GB (1.4 GB without it): whole
+    frames were converted to float for a 640x400 crop."""
+    import tracemalloc
+
+    before = np.zeros((2000, 3000, 3), np.uint8)
+    after = before.copy()
+    after[1500:1600, 2800:2900] = 200
+    tracemalloc.start()
+    x, y, w, h = busiest_crop(before, after)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert x <= 2800 and x + w >= 2900 and y <= 1500 and y + h >= 1600
+    assert peak < 3 * before.nbytes, f"{peak / before.nbytes:.1f} frames' worth"
+
+
+def test_the_middle_pair_converts_only_the_frames_it_shows(tmp_path: Path, monkeypatch) -> None:
+    """Regression: finding the middle frame converted a batch of four whole frames per
+    video to RGB floats (most of the report's time and memory on large frames)."""
+    from pipeline.media import colour
+    from pipeline.media.probe import probe
+    from pipeline.plan.config_loader import load_config
+    from pipeline.show import alignment
+    from pipeline.show.report import ReportInputs, _middle_pair
+
+    src = make_clip(tmp_path / "in.mp4", frames=24)
+    converted = []
+    real = colour.yuv_to_rgb
+
+    def counting(planes, fmt):
+        converted.append(planes[0].shape[0])
+        return real(planes, fmt)
+
+    monkeypatch.setattr(alignment, "yuv_to_rgb", counting)
+    inputs = ReportInputs(src, src, load_config(REPO / "configs/passthrough.yaml"), {})
+    assert _middle_pair(inputs, (probe(src), probe(src))) is not None
+    assert sum(converted) <= 3, converted  # the frame, and the next one of the other video
+
+
+def test_a_report_on_an_output_that_cannot_be_read_back_is_refused_first(
+    tmp_path: Path, capsys
+) -> None:
+    """The report reads the output again: ``-o /dev/null`` (or a FIFO) failed only after
+    the job (exit 3)."""
+    src = make_clip(tmp_path / "in.mp4", frames=2)
+    code = _run_main("-i", src, "-o", "/dev/null", "-y", "--report", str(tmp_path / "r.html"))
+    assert code == 2 and "--report" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

@@ -153,3 +153,19 @@ def test_a_spool_left_by_a_killed_run_is_removed(tmp_path: Path, monkeypatch):
             assert Path(path).read_bytes() == b"some bytes"
         live_owner.kill()
     assert [p.name for p in tmp_path.iterdir()] == [live.name]
+
+
+def test_a_full_disk_while_spooling_is_an_output_error(monkeypatch, small_disk):
+    """A full temporary folder is not an unreadable input (3): disk full is 2."""
+    import tempfile
+
+    from pipeline.errors import OutputError
+
+    disk = small_disk("64k")
+    monkeypatch.setattr(tempfile, "tempdir", str(disk))
+    with (
+        pytest.raises(OutputError, match="disk full"),
+        spooled_input("-", io.BytesIO(b"x" * 200_000)),
+    ):
+        pass
+    assert list(disk.iterdir()) == []

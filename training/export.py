@@ -31,6 +31,7 @@ import torch
 from models.checkpoint import save_weights
 from models.registry import WEIGHTS_DIR, get_card, is_registered
 from models.zoo import LCDNET_NOTE, build_arch
+from pipeline.write_guard import same_file
 from training import evaluate, pipeline_eval
 from training.splits import CBSD68_IDS, HELD_OUT_DIRS
 
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.name:
         parser.error("--checkpoint needs --name")
     weights = args.out_dir / f"{args.name}.safetensors"
+    if same_file(weights, args.checkpoint):
+        parser.error(f"{weights} is the checkpoint being exported; give another --name")
     record, params = export_weights(args.checkpoint, weights, use_ema=args.weights == "ema")
     eval_argv = ["--model", os.path.relpath(weights), "--task", record["config"]["task"]]
     eval_argv += ["--video"] if args.video else []

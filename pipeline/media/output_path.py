@@ -3,10 +3,11 @@
 A regular file is written under a temporary name of its own (``pipeline.tempfiles``:
 unique per run, so two runs to one output cannot write into each other's file, and
 never an existing file, so never an input) and renamed over the output only when
-complete: the last run to finish wins, whole. The temporary file is created up front,
-which also proves the folder is writable before a frame is decoded. A FIFO or a
-character device (``/dev/null``, a terminal) is written as a stream, like ``-o -``:
-replacing it with a regular file would break whatever reads it.
+complete: the last run to finish wins, whole. A link is written through
+(``pipeline.write_guard``): the file it names is replaced, the link stays. The temporary
+file is created up front, which also proves the folder is writable before a frame is
+decoded. A FIFO or a character device (``/dev/null``, a terminal) is written as a
+stream, like ``-o -``: replacing it with a regular file would break whatever reads it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ from pathlib import Path
 from pipeline.errors import OutputError
 from pipeline.media.streaming import STDOUT_URL, is_stdio
 from pipeline.tempfiles import owned_name, sweep_stale
+from pipeline.write_guard import (
+    OWNER_BYTES,
+    fitted,
+    name_max,
+    resolve,
+    same_file,
+    write_error,
+)
 
 
 @dataclass
@@ -44,6 +53,16 @@ class OutputTarget:
             self.discard()
             raise OutputError(f"cannot move output into place at {self.path}: {exc}") from None
 
+    def write(self, data: bytes) -> None:
+        """Write ``data`` whole and publish it (a file written at once, such as a report)."""
+        try:
+            with open(self.url, "wb") as out:
+                out.write(data)
+        except OSError as exc:
+            self.discard()
+            raise write_error(exc, self.path) from None
+        self.publish()
+
     def discard(self) -> None:
         """Remove the temporary file, if it is still there (a stream has none)."""
         if not self.stream:
@@ -53,16 +72,12 @@ class OutputTarget:
 
 def _temp_parts(path: Path) -> tuple[str, str]:
     """(prefix, suffix) of the output's temporary names: ``.{stem}.<owner>.partial{ext}``,
-    hidden, beside the output (a rename within one folder is atomic)."""
-    return f".{path.stem}.", f".partial{path.suffix}"
-
-
-def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name one file (through links and ``..`` too); False if one is missing."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+    hidden, beside the output (a rename within one folder is atomic). The stem is cut so
+    the name fits wherever the output's fits, the same way on every run (so a killed
+    run's file is still found)."""
+    suffix = f".partial{path.suffix}"
+    room = name_max(path.parent) - len(os.fsencode(f"..{suffix}")) - OWNER_BYTES
+    return f".{fitted(path.stem, room)}.", suffix
 
 
 def check_output(
@@ -72,12 +87,12 @@ def check_output(
     as a stream (standard output, a FIFO, a device). ``inputs`` are never written to."""
     if is_stdio(dst):
         return True
-    path = Path(dst).absolute()
-    if any(_same_file(i, path) for i in inputs if not is_stdio(i)):
+    path = resolve(dst)  # a link is written through: the file it names is replaced
+    if any(same_file(i, path) for i in inputs if not is_stdio(i)):
         # Even with -y: the input is still being read when the output replaces it.
         raise OutputError(f"{dst} is the input file; write the output elsewhere")
     try:
-        mode = os.stat(path).st_mode  # through links: a link to /dev/null is a device
+        mode = os.stat(dst).st_mode  # through links: a link to /dev/null is a device
     except FileNotFoundError:
         mode = None
     except OSError as exc:
@@ -92,7 +107,7 @@ def check_output(
         if not stat.S_ISREG(mode):
             raise OutputError(f"{dst} is not a regular file, a FIFO or a device; not replaced")
     if not path.parent.is_dir():
-        raise OutputError(f"output folder {Path(dst).parent} does not exist")
+        raise OutputError(f"output folder {path.parent} does not exist")
     return False
 
 
@@ -107,7 +122,7 @@ def prepare_output(
     if check_output(dst, overwrite=overwrite, inputs=inputs):
         url = STDOUT_URL if is_stdio(dst) else os.fspath(dst)
         return OutputTarget(os.fspath(dst), url, stream=True)
-    path = Path(dst).absolute()
+    path = resolve(dst)
     prefix, suffix = _temp_parts(path)
     sweep_stale(path.parent, prefix, suffix, keep=inputs)
     temp = path.parent / owned_name(prefix, suffix)

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from pipeline.errors import InputError
 from pipeline.tempfiles import owned_name, sweep_stale
+from pipeline.write_guard import is_disk_full, write_error
 
 #: The path that means standard input (as ``-i``) or standard output (as ``-o``).
 STDIO = "-"
@@ -73,6 +74,8 @@ def spooled_input(src: str | os.PathLike, stream: BinaryIO | None = None) -> Ite
                 else:
                     shutil.copyfileobj(stream or sys.stdin.buffer, spool, 1 << 20)
         except OSError as exc:
+            if is_disk_full(exc):  # the temporary folder's fault, not the input's
+                raise write_error(exc, path) from None
             raise InputError(f"cannot spool {name}: {exc.strerror or exc}") from None
         if os.path.getsize(path) == 0:
             raise InputError(f"{name} is empty")

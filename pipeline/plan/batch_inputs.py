@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.media.sequence import find_sequence, is_sequence_path
+from pipeline.write_guard import same_file
 
 #: Files a folder input contributes (by extension, not recursive).
 VIDEO_EXTENSIONS = frozenset(
@@ -99,8 +100,9 @@ def expand_inputs(specs: Sequence[str]) -> list[Path]:
 
 
 def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """Each input's output: the same file name inside ``out_dir``; a shot (a frame
-    sequence) keeps its folder's name and its frames' names."""
+    """Each input's output: the same file name inside ``out_dir`` (a shot, a frame
+    sequence, keeps its folder's name and its frames' names), never one of the inputs
+    (-i folder -o folder, or an input linked into ``out_dir``)."""
     jobs, seen = [], {}
     for src in inputs:
         dst = out_dir / src.name
@@ -112,4 +114,8 @@ def plan_outputs(inputs: Sequence[Path], out_dir: Path) -> list[tuple[Path, Path
             raise ConfigError(f"{src} and {seen[key]} would both be written to {dst}; rename one")
         seen[key] = src
         jobs.append((src, dst))
+    for _, dst in jobs:  # an input still to be read, however it is reached
+        for src in inputs:
+            if same_file(dst, src):
+                raise ConfigError(f"{dst} would be written over the input {src}; use another -o")
     return jobs

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -27,6 +29,7 @@ from pipeline.media.output_options import check_encoder_options, check_muxer
 from pipeline.plan.input_config import InputConfig
 from pipeline.stages.base import StageParams
 from pipeline.stages.registry import get_stage_type
+from pipeline.write_guard import content_digest
 
 #: The name stages use in ``inputs`` for the decoded frames.
 SOURCE = "source"
@@ -41,7 +44,8 @@ Path_ = tuple[str | int, ...]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A non-finite number passes every bound (nan compares false) and makes garbage.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class GraphError(ValueError):
@@ -111,6 +115,9 @@ class OutputConfig(_Strict):
         """YAML reads ``g: 48`` as a number; FFmpeg options are strings."""
         if not isinstance(value, dict):
             return value
+        for key, v in value.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"{key}: input should be a finite number")
         return {
             k: ("1" if v else "0")
             if isinstance(v, bool)
@@ -296,5 +303,16 @@ def config_hash(cfg: PipelineConfig) -> str:
     """
     data = dump_resolved(cfg)
     data["execution"] = {k: v for k, v in data["execution"].items() if k not in _PLACEMENT_FIELDS}
+    files = {s.id: [_file_digest(f) for f in s.params.files()] for s in cfg.stages}
+    if any(files.values()):  # the weights' bytes, not only their path
+        data["files"] = files
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's content ("missing" if it cannot be read: the run reports that)."""
+    try:
+        return content_digest(path)
+    except OSError:
+        return "missing"

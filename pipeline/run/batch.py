@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import InputError, PipelineError, WorkerError
+from pipeline.errors import InputError, OutputError, PipelineError, WorkerError
 from pipeline.media.mux import VideoWriter
 from pipeline.media.output_path import prepare_output
 from pipeline.media.probe import MediaInfo
@@ -92,14 +92,14 @@ class Batch:
         except (OSError, ValueError, KeyError, TypeError):
             return {}
 
-    def _finished_before(self, previous: dict[str, Any], src: Path, dst: Path) -> bool:
+    def _finished_before(self, previous: dict[str, Any], fingerprint: str, dst: Path) -> bool:
         if previous.get("status") not in ("done", "skipped"):
             return False
         return (
             previous.get("config_hash") == self.config_hash
             and previous.get("output") == str(dst)
             and (dst.exists() or (is_sequence_output(dst) and dst.parent.is_dir()))
-            and previous.get("fingerprint") == input_fingerprint(src)
+            and previous.get("fingerprint") == fingerprint
         )
 
     def _fail(self, f: _File, exc: PipelineError, work_kept: bool = False) -> None:
@@ -109,7 +109,8 @@ class Batch:
         if f.work is not None:
             f.work.close()
         f.result.status = "failed"
-        f.result.exit_code = 4 if work_kept and isinstance(exc, WorkerError) else exc.exit_code
+        resumable = work_kept and isinstance(exc, WorkerError | OutputError)
+        f.result.exit_code = 4 if resumable else exc.exit_code
         f.result.error = str(exc)
         f.result.seconds = time.monotonic() - f.started if f.started else 0.0
         log.warning("%s: %s", f.src, exc)
@@ -127,7 +128,7 @@ class Batch:
             old = previous.get(os.path.abspath(src))
             try:
                 result.fingerprint = input_fingerprint(src)
-                if old is not None and self._finished_before(old, src, dst):
+                if old is not None and self._finished_before(old, result.fingerprint, dst):
                     result.status, result.frames = "skipped", int(old.get("frames", 0))
                     continue
                 check_any_output(dst, overwrite=self.overwrite, inputs=[src])
@@ -278,7 +279,8 @@ class Batch:
             f.job.keep(segment)
             self._mux_ready(f, tracker)
         except (PipelineError, OSError) as exc:
-            self._fail(f, exc if isinstance(exc, PipelineError) else InputError(str(exc)))
+            exc = exc if isinstance(exc, PipelineError) else InputError(str(exc))
+            self._fail(f, exc, work_kept=f.work is not None and bool(f.work.finished()))
             tracker.file_done()
 
     def _mux_ready(self, f: _File, tracker: ProgressTracker) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipeline.errors import PipelineError, ResumableError, WorkerError
+from pipeline.errors import OutputError, PipelineError, ResumableError, WorkerError
 from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.decode import DecodeStats
 from pipeline.media.mux import VideoWriter
@@ -33,6 +33,7 @@ from pipeline.run.progress import ProgressCallback, ProgressTracker
 from pipeline.run.segment_job import SegmentJob
 from pipeline.run.segment_worker import SegmentSetup
 from pipeline.run.workdir import WorkDir, default_work_dir, input_fingerprint
+from pipeline.write_guard import refuse_clash
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,8 @@ class Pipeline:
         output) so that the same call after a crash redoes only the rest; ``restart``
         discards earlier work, ``keep_work`` keeps the folder after success.
         """
+        if work_dir is not None:  # it would take the output's place, or be made at the input's
+            refuse_clash(work_dir, "work directory", {"the output": dst, "the input": src})
         # The output is checked (and its temporary file made) before any input is read.
         with (
             any_output_target(dst, overwrite=overwrite, inputs=[src]) as target,
@@ -268,10 +271,12 @@ class Pipeline:
                     raise PipelineError("the workers stopped before the last segment")
             if work is not None and not settings.keep:
                 work.remove()  # the output is published
-        except WorkerError as exc:
+        except (WorkerError, OutputError) as exc:  # a full disk, say: the work stays
             if work is None:
                 raise
             kept = len(work.finished())
+            if isinstance(exc, OutputError) and not kept:
+                raise
             raise ResumableError(
                 f"{exc}; {kept} of {len(spans)} segments are kept in {work.path}"
             ) from None

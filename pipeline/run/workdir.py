@@ -1,20 +1,23 @@
 """A job's work directory: finished segments and the manifest that makes a job resumable.
 
-The manifest names the input (size and a hash of its head and tail), the hash of the
+The manifest names the input (size and a hash of its content), the hash of the
 resolved config, the hash of the segment plan and, per finished segment, the checksum
-of its files. Every file is written to a temporary name, synced and renamed
-(``pipeline.tempfiles.write_atomic``), so a crash leaves either the old or the new
-version, never half of one; a killed run's temporary files are swept on resume. A
-segment whose files do not match their checksum is simply redone.
+of its files. A folder someone named (``--work-dir``) may hold anything else: only what
+a job made is ever removed, and the folder itself only when a run made it. Every file is
+written to a temporary name, synced and renamed (``pipeline.tempfiles.write_atomic``),
+so a crash leaves either the old or the new version, never half of one; a killed run's
+temporary files are swept on resume. A segment whose files do not match their checksum
+is simply redone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
-import shutil
+import re
 from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
@@ -26,26 +29,20 @@ from pipeline.media.sequence import is_sequence_path, sequence_fingerprint
 from pipeline.plan.segments import SegmentSpan
 from pipeline.run.segment_worker import EncodedSegment
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
+from pipeline.write_guard import content_digest, fitted, name_max, write_error
 
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 VERSION = 1
-#: Bytes hashed at each end of the input for its fingerprint.
-FINGERPRINT_BYTES = 1 << 20
 
 
 def input_fingerprint(path: str | os.PathLike) -> str:
-    """Size plus a hash of the first and last MiB: a changed file shows, a copy does not."""
+    """Size plus a hash of the whole content: any change shows (one changed byte, the
+    same size), a copy does not. Read once per job, before any old work is reused; it
+    costs seconds per GB, against hours of restoration redone wrongly."""
     if is_sequence_path(path):
         return sequence_fingerprint(path)
-    size = os.path.getsize(path)
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        digest.update(f.read(FINGERPRINT_BYTES))
-        if size > FINGERPRINT_BYTES:
-            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
-            digest.update(f.read())
-    return f"{size}:{digest.hexdigest()}"
+    return f"{os.path.getsize(path)}:{content_digest(path)}"
 
 
 def plan_hash(spans: list[SegmentSpan]) -> str:
@@ -82,21 +79,22 @@ class WorkDir:
             "plan": plan_hash(spans),
             "segments": len(spans),
         }
+        created = not folder.exists()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create work directory {folder}: {exc}") from None
+        made_lock = not (folder / LOCK).exists()
         lock = _lock(folder)
         try:
             manifest_path = folder / MANIFEST
-            if manifest_path.exists() and not restart:
-                try:
-                    manifest = json.loads(manifest_path.read_text())
-                except (OSError, ValueError) as exc:
-                    raise ConfigError(
-                        f"work directory {folder} has an unreadable manifest ({exc}); "
-                        "use --restart to discard it"
-                    ) from None
+            manifest = _job_manifest(manifest_path)
+            if manifest is None and manifest_path.exists():  # written whole: not a job's
+                raise ConfigError(
+                    f"work directory {folder} holds a {MANIFEST} that no job wrote; "
+                    "give another --work-dir"
+                )
+            if manifest is not None and not restart:
                 for key, what in (("input", "input file"), ("config", "config"), ("plan", "plan")):
                     if manifest.get(key) != identity[key]:
                         raise ConfigError(
@@ -105,13 +103,12 @@ class WorkDir:
                         )
                 sweep_stale_writes(folder)
                 return cls(folder, manifest, lock)
-            if restart:
-                for entry in folder.iterdir():
-                    if entry.is_dir():
-                        shutil.rmtree(entry)
-                    elif entry.name != LOCK:
-                        entry.unlink()
-            work = cls(folder, {**identity, "done": {}}, lock)
+            if restart:  # only what an earlier run made: the folder may hold anything
+                created = created or bool((manifest or {}).get("created"))
+                made_lock = made_lock or bool((manifest or {}).get("made_lock"))
+                _remove_work_files(folder)
+            made = {"created": created, "made_lock": made_lock}  # what remove() may remove
+            work = cls(folder, {**identity, "done": {}, **made}, lock)
             work._save_manifest()
             return work
         except BaseException:
@@ -119,7 +116,14 @@ class WorkDir:
             raise
 
     def _save_manifest(self) -> None:
-        write_atomic(self.path / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+        self._write(self.path / MANIFEST, json.dumps(self.manifest, indent=1).encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """``write_atomic``; a full disk is an output error (2, or 4 with work kept)."""
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
     def _files(self, index: int) -> tuple[Path, Path]:
         stem = self.path / f"segment_{index:06d}"
@@ -154,8 +158,8 @@ class WorkDir:
             }
         ).encode()
         data_path, table_path = self._files(segment.index)
-        write_atomic(data_path, data)
-        write_atomic(table_path, table)
+        self._write(data_path, data)
+        self._write(table_path, table)
         self.manifest["done"][str(segment.index)] = _checksum(data, table)
         self._save_manifest()
 
@@ -179,14 +183,25 @@ class WorkDir:
             self._lock = None
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the work: the files it made, and the folder too if a run made it (and
+        nothing else has been put in it). A folder someone named keeps everything else."""
+        _remove_work_files(self.path)
+        if self.manifest.get("made_lock"):
+            with contextlib.suppress(OSError):
+                (self.path / LOCK).unlink()
         self.close()
+        if self.manifest.get("created"):
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
 
 
 def _lock(folder: Path) -> int:
     """Hold the folder for this run: two runs sharing one (the same output, or the same
     ``--work-dir``) would remove each other's segments. The lock dies with the process."""
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # a folder it cannot write in (or a full disk)
+        raise write_error(exc, folder) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -198,22 +213,54 @@ def _lock(folder: Path) -> int:
     return fd
 
 
+#: Names of the segment files a job keeps in its work directory.
+_SEGMENT_FILE = re.compile(r"segment_\d{6,}\.(bin|json)")
+
+
+def _remove_work_files(folder: Path) -> None:
+    """Remove the manifest, the segments and killed runs' temporary files, nothing else
+    (``WorkDir.open`` refuses a folder whose manifest.json is not a job's)."""
+    sweep_stale_writes(folder)
+    try:
+        segments = [e for e in folder.iterdir() if _SEGMENT_FILE.fullmatch(e.name)]
+    except OSError:  # gone already
+        return
+    for path in [folder / MANIFEST, *segments]:
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _job_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at ``path`` if a job wrote it (a user's own manifest.json is not)."""
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and "done" in manifest else None
+
+
 def _checksum(data: bytes, table: bytes) -> str:
     return hashlib.sha256(hashlib.sha256(data).digest() + table).hexdigest()
 
 
 def default_work_dir(dst: str | os.PathLike) -> Path:
-    """Beside the output: ``.NAME.work`` (hidden, same file system as the output)."""
+    """Beside the output: ``.NAME.work`` (hidden, same file system as the output); for a
+    name too long for that, ``.NAM~<hash>.work``, cut to fit and still one per output."""
     dst = Path(dst).absolute()
-    return dst.parent / f".{dst.name}.work"
+    name = f".{dst.name}.work"
+    if len(os.fsencode(name)) > name_max(dst.parent):
+        tag = "~" + hashlib.sha256(os.fsencode(dst.name)).hexdigest()[:12] + ".work"
+        name = "." + fitted(dst.name, name_max(dst.parent) - 1 - len(tag)) + tag
+    return dst.parent / name
 
 
 def work_kept(output: str, work_dir: str | None) -> bool:
     """Whether an interrupted run writing ``output`` left work the same command resumes."""
     if output == "-":
         return False
-    if work_dir:
-        return Path(work_dir).is_dir()
+    if work_dir:  # a folder someone named may exist without any work in it
+        return (Path(work_dir) / MANIFEST).is_file()
     out = Path(output)
     if out.is_dir():  # a batch
         return any(p.is_dir() for p in out.glob(".*.work"))

@@ -32,11 +32,12 @@ class Aligned:
 
 
 def rgb_frames(
-    info: MediaInfo, window: Window | None = None
+    info: MediaInfo, window: Window | None = None, batch: int = DECODE_BATCH
 ) -> Iterator[tuple[Fraction, np.ndarray]]:
-    """(seconds since the first frame, HWC uint8 RGB) of every frame, in order."""
+    """(seconds since the first frame, HWC uint8 RGB) of every frame, in order, converted
+    ``batch`` frames at a time."""
     window = (window or Window()).fitted(info)
-    with window.reader(info, DECODE_BATCH) as chunks:
+    with window.reader(info, batch) as chunks:
         first: Fraction | None = None
         for chunk in chunks:
             planes = [torch.from_numpy(p.astype(np.int32)) for p in chunk.planes]
@@ -67,14 +68,17 @@ class _Cursor:
 
 
 def aligned_frames(
-    infos: Sequence[MediaInfo], windows: Sequence[Window | None] | None = None
+    infos: Sequence[MediaInfo],
+    windows: Sequence[Window | None] | None = None,
+    batch: int = DECODE_BATCH,
 ) -> Iterator[Aligned]:
-    """The first video's frames, each with the other videos' frames nearest in time."""
+    """The first video's frames, each with the other videos' frames nearest in time
+    (``batch``: frames converted together; 1 when only the first few are wanted)."""
     windows = list(windows) if windows is not None else [None] * len(infos)
     rate = infos[0].video.avg_rate or Fraction(25)
     tolerance = 1 / (2 * Fraction(rate))
-    master = rgb_frames(infos[0], windows[0])
-    others = [_Cursor(rgb_frames(i, w)) for i, w in zip(infos[1:], windows[1:], strict=True)]
+    master = rgb_frames(infos[0], windows[0], batch)
+    others = [_Cursor(rgb_frames(i, w, batch)) for i, w in zip(infos[1:], windows[1:], strict=True)]
     skipped = 0
     for index, (time, frame) in enumerate(master):
         matched = [cursor.at(time, tolerance) for cursor in others]

@@ -13,6 +13,7 @@ clean footage does).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,12 +26,14 @@ import numpy as np
 import torch
 
 from pipeline.errors import ConfigError, OutputError
-from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.frames import MAX_DIMENSION, ColorInfo, VideoFormat
 from pipeline.media.colour import rgb_to_yuv
+from pipeline.media.output_path import OutputTarget, output_target
 from pipeline.media.probe import probe
 from pipeline.media.window import parse_time
 from pipeline.show.alignment import Aligned, aligned_frames
 from pipeline.show.quality import QualityTable
+from pipeline.write_guard import refuse_clash, write_error
 
 #: Seconds for the wipe's divider to cross the frame and come back.
 WIPE_PERIOD_S = 4.0
@@ -221,14 +224,40 @@ def compare(
     out = Path(out)
     if out.suffix.lower() not in VIDEO_EXTS + IMAGE_EXTS:
         raise ConfigError(f"-o {out}: use .png for a contact sheet or {'/'.join(VIDEO_EXTS)}")
-    if out.exists() and not overwrite:
-        raise OutputError(f"{out} exists (use -y to overwrite)")
+    if not 0 <= cell_width <= MAX_DIMENSION:
+        raise ConfigError(f"--width {cell_width}: 0 (full size) to {MAX_DIMENSION} pixels")
     labels = list(labels) if labels else default_labels(paths)
     if len(labels) != len(paths):
         raise ConfigError(f"{len(labels)} labels for {len(paths)} videos")
     if layout == "wipe" and len(paths) != 2:
         raise ConfigError("--layout wipe compares exactly two videos")
     sources = [*paths, reference] if reference else list(paths)
+    stem = out.with_suffix("")
+    csv_path, png_path = Path(f"{stem}.quality.csv"), Path(f"{stem}.quality.png")
+    with contextlib.ExitStack() as stack:
+        # Every file it writes, checked and reserved before a frame is decoded.
+        targets = []
+        for path in [out, csv_path, png_path] if reference else [out]:
+            refuse_clash(path, "-o", {f"an input ({s})": s for s in sources})
+            targets.append(
+                stack.enter_context(output_target(path, overwrite=overwrite, inputs=sources))
+            )
+        return _compare(sources, targets, labels, layout, frames, every, reference, cell_width)
+
+
+def _compare(
+    sources: list[str | os.PathLike],
+    targets: list[OutputTarget],
+    labels: list[str],
+    layout: str,
+    frames: str | None,
+    every: str | None,
+    reference: str | os.PathLike | None,
+    cell_width: int,
+) -> dict[str, Any]:
+    """``compare`` once its files are reserved: ``targets`` are the output, then the
+    quality table and plot when there is a reference."""
+    out = Path(targets[0].path)
     shown = [*labels, "reference"] if reference else labels
     infos = [probe(p) for p in sources]
     master = infos[0].video
@@ -236,9 +265,8 @@ def compare(
     sheet = out.suffix.lower() in IMAGE_EXTS
     pick = FramePick.parse(frames, every, master.frame_count) if sheet else None
     rows: list[np.ndarray] = []
-    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
     rate = master.avg_rate or Fraction(25)
-    video = None if sheet else _VideoOut(str(partial), master.time_base, rate)
+    video = None if sheet else _VideoOut(targets[0].url, master.time_base, rate)
     try:
         for instant in aligned_frames(infos):
             if table is not None:
@@ -256,23 +284,20 @@ def compare(
                 video.add(picture, instant.time)
         if video is not None:
             video.close()
-            os.replace(partial, out)
+            targets[0].publish()
+    except OSError as exc:  # PyAV's errors are OSErrors: a full disk is an output error
+        raise write_error(exc, targets[0].path) from None
     finally:
         if video is not None:
             video.box.close()
-            partial.unlink(missing_ok=True)
-    written = [str(out)]
     if sheet:
         if not rows:
             raise ConfigError("no frame matched --frames/--every")
-        _write_png(out, join(rows, axis=0))
-    result: dict[str, Any] = {"written": written}
+        targets[0].write(_png(out, join(rows, axis=0)))
+    result: dict[str, Any] = {"written": [t.path for t in targets]}
     if table is not None:
-        stem = out.with_suffix("")
-        csv_path, png_path = Path(f"{stem}.quality.csv"), Path(f"{stem}.quality.png")
-        table.write_csv(csv_path)
-        png_path.write_bytes(table.plot())
-        written += [str(csv_path), str(png_path)]
+        targets[1].write(table.csv().encode())
+        targets[2].write(table.plot())
         result["quality"] = table.means()
         result["table"] = table.format()
     return result
@@ -283,10 +308,10 @@ def _sheet_row(instant: Aligned, labels: Sequence[str], cell_width: int) -> np.n
     return side_by_side(instant.frames, [f"{lab} {stamp}" for lab in labels], cell_width)
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def _png(path: Path, rgb: np.ndarray) -> bytes:
     ok, data = cv2.imencode(
         ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9]
     )
     if not ok:
         raise OutputError(f"cannot encode {path}")
-    path.write_bytes(data.tobytes())
+    return data.tobytes()

@@ -6,8 +6,8 @@ Sizes that differ from the reference are resized to it first (said once per vide
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,12 +92,14 @@ class QualityTable:
             lines.append(f"{label:24} {m['psnr']:8.2f} {m['ssim']:7.4f} {m['flicker']:+8.2f}")
         return "\n".join(lines)
 
-    def write_csv(self, path: str | os.PathLike) -> None:
+    def csv(self) -> str:
+        """The table as CSV text (written like every other file, through the guard)."""
         keys = list(self.rows[0]) if self.rows else ["frame", "time"]
-        with open(path, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return text.getvalue()
 
     def plot(self) -> bytes:
         return quality_plot(self.rows, self.labels)

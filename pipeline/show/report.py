@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,8 @@ import cv2
 import numpy as np
 import yaml
 
-from pipeline.errors import ConfigError, OutputError
+from pipeline.errors import ConfigError
+from pipeline.media.output_path import OutputTarget
 from pipeline.media.probe import MediaInfo, probe
 from pipeline.media.window import Window
 from pipeline.plan.config import dump_resolved
@@ -35,6 +35,7 @@ from pipeline.show.alignment import Aligned, aligned_frames
 from pipeline.show.compare import draw_label
 from pipeline.show.plots import fps_plot, stage_plot
 from pipeline.show.quality import QualityTable
+from pipeline.write_guard import refuse_clash
 
 #: Largest before/after crop shown at full resolution (width, height).
 CROP_SIZE = (640, 400)
@@ -43,23 +44,33 @@ GRID_WIDTH = 960
 
 
 def check_report_options(
-    report: str | None, reference: str | None, paths: tuple[str, str], overwrite: bool
+    report: str | None,
+    reference: str | None,
+    paths: tuple[str, str],
+    config: str | None = None,
+    work_dir: str | None = None,
 ) -> None:
-    """Report options are checked before hours of work, not after (``paths``: the run's
-    input and output)."""
+    """Report options (and the output's clashes) are checked before hours of work, not
+    after (``paths``: the run's input and output): nothing is written over a file the job
+    reads or writes (the report's own file is reserved with the output,
+    ``output_path.output_target``)."""
+    refuse_clash(paths[1], "-o", {"the config": config})
     if reference and not report:
         raise ConfigError("--reference needs --report (or use the compare command)")
     if not report:
         return
-    if "-" in paths:
-        raise ConfigError("--report reads the input and output again: give files, not '-'")
-    report_path = Path(report)
-    if report_path.exists() and not overwrite:
-        raise OutputError(f"{report_path} exists (use -y to overwrite)")
-    if not report_path.parent.is_dir():
-        raise OutputError(f"report folder {report_path.parent} does not exist")
-    if reference and not Path(reference).is_file():
-        raise ConfigError(f"--reference {reference}: no such file")
+    if "-" in (*paths, report) or any(Path(p).exists() and not Path(p).is_file() for p in paths):
+        raise ConfigError(
+            "--report reads the input and output again: give regular files (not '-', a FIFO "
+            "or a device)"
+        )
+    # Even with -y: the report is written after the job, over what it read or wrote.
+    named = {"the input": paths[0], "the output": paths[1], "the config": config}
+    named |= {"the --reference video": reference, "the work directory": work_dir}
+    refuse_clash(report, "--report", named)
+    refuse_clash(paths[1], "-o", {"the --reference video": reference})
+    if reference:
+        probe(reference)  # a video at all (exit 3), before the job, not after it
 
 
 class ProgressRecorder:
@@ -138,7 +149,7 @@ def draw_tile_grid(frame: np.ndarray, grid: Any) -> np.ndarray:
     """``frame`` with each tile of ``grid`` outlined; overlaps show as brighter bands."""
     height, width = frame.shape[:2]
     th, tw = grid.tile_shape
-    shade = np.zeros((height, width), np.float32)
+    shade = np.zeros((height, width), np.uint8)  # tiles over each pixel (at most 4)
     colours = [(255, 196, 0), (0, 200, 255), (255, 64, 160), (120, 255, 80)]
     out = frame.copy()
     for r, y in enumerate(grid.rows.starts):
@@ -148,7 +159,7 @@ def draw_tile_grid(frame: np.ndarray, grid: Any) -> np.ndarray:
             x1, y1 = min(x + tw, width) - 1, min(y + th, height) - 1
             cv2.rectangle(out, (x, y), (x1, y1), colour, max(1, width // 480))
     overlap = shade > 1
-    out[overlap] = (0.6 * out[overlap] + 0.4 * 255).astype(np.uint8)
+    out[overlap] = (out[overlap].astype(np.uint16) * 3 + 2 * 255) // 5  # 60% + 40% white
     if width > GRID_WIDTH:
         out = cv2.resize(out, (GRID_WIDTH, round(height * GRID_WIDTH / width)), cv2.INTER_AREA)
     return out
@@ -158,11 +169,13 @@ def busiest_crop(before: np.ndarray, after: np.ndarray) -> tuple[int, int, int, 
     """(x, y, w, h) of the ``CROP_SIZE`` region where restoration changed the most."""
     height, width = after.shape[:2]
     w, h = min(CROP_SIZE[0], width), min(CROP_SIZE[1], height)
-    change = np.abs(before.astype(np.float32) - after.astype(np.float32)).mean(axis=2)
-    # Mean change over every w x h window (integral image), best window wins.
-    integral = cv2.integral(change)
-    sums = integral[h:, w:] - integral[:-h, w:] - integral[h:, :-w] + integral[:-h, :-w]
-    y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    # Integers all the way (no float copy of an 8K frame): the change summed over the
+    # channels, then over every w x h window (a box filter anchored at the window's
+    # corner), best window wins.
+    change = cv2.absdiff(before, after).sum(axis=2, dtype=np.uint16)
+    sums = cv2.boxFilter(change, cv2.CV_32F, (w, h), anchor=(0, 0), normalize=False)
+    valid = sums[: height - h + 1, : width - w + 1]
+    y, x = np.unravel_index(int(np.argmax(valid)), valid.shape)
     return int(x), int(y), w, h
 
 
@@ -175,7 +188,8 @@ def _middle_pair(inputs: ReportInputs, infos: tuple[MediaInfo, MediaInfo]) -> Al
     window = inputs.window
     at_output = Window(start=middle)
     at_input = replace(window, start=window.start + middle)
-    return next(aligned_frames([dst, src], [at_output, at_input]), None)
+    # One frame at a time: a batch would convert frames it never shows (8K: GBs).
+    return next(aligned_frames([dst, src], [at_output, at_input], batch=1), None)
 
 
 def _slider(before: np.ndarray, after: np.ndarray) -> str:
@@ -308,12 +322,11 @@ def build_report(inputs: ReportInputs) -> str:
     return _PAGE.format(title=title, body=body, css=_CSS, script=_SCRIPT)
 
 
-def write_report(path: str | os.PathLike, inputs: ReportInputs) -> None:
-    """Write the report to ``path`` (through a temporary name, then renamed)."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(build_report(inputs), encoding="utf-8")
-    os.replace(partial, path)
+def write_report(target: OutputTarget, inputs: ReportInputs) -> None:
+    """Write the report into ``target``, reserved before the job ran
+    (``pipeline.media.output_path.prepare_output``: an unwritable folder fails before hours of
+    work, not after them)."""
+    target.write(build_report(inputs).encode("utf-8"))
 
 
 _CSS = """

@@ -7,6 +7,7 @@ state (networks) is built once per worker in ``setup``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -14,9 +15,15 @@ from pydantic import BaseModel, ConfigDict
 
 
 class StageParams(BaseModel):
-    """Base for a stage's YAML parameters: unknown keys are errors."""
+    """Base for a stage's YAML parameters: unknown keys and non-finite numbers (which
+    pass every bound, nan comparing false) are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    def files(self) -> list[Path]:
+        """Files whose content decides the output (weights): the config hash covers their
+        bytes, so a resume never mixes work done with another version of them."""
+        return []
 
 
 class Stage:

@@ -108,6 +108,13 @@ class RestoreParams(StageParams):
             raise ParamError(("arch",), f"unknown architecture {arch!r}; presets: {presets}")
         return self
 
+    def files(self) -> list[Path]:
+        """The weights: the checkpoint file, or a registered model's shipped file."""
+        if not models.is_registered(self.model):
+            return [Path(self.model)]
+        path = models.get_card(self.model).weights_path
+        return [path] if path is not None else []
+
     @model_validator(mode="after")
     def _card_defaults(self) -> RestoreParams:
         """Model card < YAML: an unset overlap takes the card's; then check it fits."""
