@@ -90,7 +90,10 @@ class Chunk:
     """N consecutive frames: the unit of parallelism, ordering and retry.
 
     ``planes`` holds Y, U, V stacked over frames: shapes (N, H, W), (N, Hc, Wc) x 2,
-    values in the native bit depth (0..255, 0..1023 or 0..4095).
+    values in the native bit depth (0..255, 0..1023 or 0..4095). For temporal stages the
+    planes also hold ``context_before`` frames before the chunk's own and ``context_after``
+    after them (neighbours that are read, never emitted); ``pts`` and ``len`` count the
+    chunk's own frames only.
     """
 
     index: int
@@ -99,6 +102,8 @@ class Chunk:
     time_base: Fraction
     fmt: VideoFormat
     planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    context_before: int = 0
+    context_after: int = 0
 
     def __len__(self) -> int:
         return len(self.pts)

@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.frames import Chunk
+from pipeline.media.context import with_context
 from pipeline.media.planes import convert_layout, frame_to_planes
 from pipeline.media.probe import MediaInfo, check_unchanged, open_input
 
@@ -57,9 +58,12 @@ class ChunkReader:
         chunk_frames: int,
         start_index: int = 0,
         seek_to: Fraction | None = None,
+        context: int = 0,
     ) -> None:
         """``seek_to``: seconds on the video stream's timeline; decoding starts at the
-        keyframe at or before it (the caller drops the frames before it it does not want)."""
+        keyframe at or before it (the caller drops the frames before it it does not want).
+        ``context``: frames of neighbours each chunk carries on each side, for temporal
+        stages (``pipeline.media.context``)."""
         if chunk_frames < 1:
             raise ValueError("chunk_frames must be >= 1")
         if start_index < 0:
@@ -71,7 +75,8 @@ class ChunkReader:
         self.stats = DecodeStats()
         self._hidden = 0  # packets an edit list hides (counted by the container, not shown)
         self._last_pts: int | None = None  # of the last frame decoded
-        self._chunks = self._generate()
+        self._decoded = self._generate()
+        self._chunks = with_context(self._decoded, context)
 
     def __iter__(self) -> ChunkReader:
         return self
@@ -87,6 +92,7 @@ class ChunkReader:
 
     def close(self) -> None:
         self._chunks.close()
+        self._decoded.close()
 
     def _frames(self) -> Iterator[av.VideoFrame]:
         """Decoded frames in presentation order, skipping packets the decoder rejects."""

@@ -174,15 +174,17 @@ class Window:
     def end_abs(self, info: MediaInfo) -> Fraction | None:
         return None if self.end is None else self.end + self.origin(info)
 
-    def reader(self, info: MediaInfo, chunk_frames: int) -> ChunkReader:
-        """Chunks of the window's frames (a plain ``ChunkReader`` for the whole video)."""
+    def reader(self, info: MediaInfo, chunk_frames: int, context: int = 0) -> ChunkReader:
+        """Chunks of the window's frames (a plain ``ChunkReader`` for the whole video).
+        ``context``: neighbour frames per side for temporal stages, taken from inside the
+        window only: the span is the clip, so its first and last frames have fewer."""
         if isinstance(info, SequenceInfo):
             if self.is_whole:
-                return SequenceReader(info, chunk_frames)
-            return SequenceWindowReader(info, chunk_frames, self)
+                return SequenceReader(info, chunk_frames, context=context)
+            return SequenceWindowReader(info, chunk_frames, self, context)
         if self.is_whole:
-            return ChunkReader(info, chunk_frames)
-        return WindowReader(info, chunk_frames, self)
+            return ChunkReader(info, chunk_frames, context=context)
+        return WindowReader(info, chunk_frames, self, context)
 
     def writer(self, dst: Any, info: MediaInfo, out_fmt: VideoFormat, **kw: Any) -> VideoWriter:
         """The encoder for this window's output (a plain ``VideoWriter`` without a span)."""
@@ -216,7 +218,9 @@ def _clip_chapters(
 class WindowReader(ChunkReader):
     """A ``ChunkReader`` that seeks near the span, keeps only its frames and crops them."""
 
-    def __init__(self, info: MediaInfo, chunk_frames: int, window: Window) -> None:
+    def __init__(
+        self, info: MediaInfo, chunk_frames: int, window: Window, context: int = 0
+    ) -> None:
         self.window = window
         self.crop = window.crop.fitted(info.video.fmt) if window.crop else None
         self.span_start = window.start + window.origin(info)
@@ -225,7 +229,8 @@ class WindowReader(ChunkReader):
         # 'announced frames missing' (truncation is judged on whole-file runs only).
         video = replace(info.video, frame_count=None, frames_announced=None, expected_end=None)
         info = replace(info, video=video)
-        super().__init__(info, chunk_frames, seek_to=self.span_start if window.trims else None)
+        seek_to = self.span_start if window.trims else None
+        super().__init__(info, chunk_frames, seek_to=seek_to, context=context)
 
     def __next__(self) -> Chunk:
         chunk = super().__next__()

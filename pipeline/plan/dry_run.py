@@ -24,9 +24,11 @@ def describe_plan(
     frames = info.video.frame_count or 0
     chunks = plan_chunks(frames, ex.chunk_frames)
     largest = min(ex.chunk_frames, frames) if frames else ex.chunk_frames
+    # Temporal stages: each chunk also decodes (and restores) its neighbours on both sides.
+    context = graph.temporal_radius
     # Unset: two chunks per worker, and at least one worker.
     inflight = ex.max_inflight_chunks or 2 * (ex.num_workers or 1)
-    in_bytes = chunk_bytes(info.video.fmt, largest)
+    in_bytes = chunk_bytes(info.video.fmt, largest + 2 * context)
     out_bytes = chunk_bytes(out_fmt, largest)
     return {
         "input": describe(info),
@@ -42,6 +44,7 @@ def describe_plan(
             "frames_per_chunk": ex.chunk_frames,
             "count": len(chunks),
             "frames_estimated": frames,
+            "context_frames": context,  # read on each side of a chunk (or segment), not output
             "max_inflight": inflight,
         },
         "stages": graph.describe(info.video.fmt.height, info.video.fmt.width),

@@ -72,6 +72,17 @@ class StageGraph:
             need[node.id] = node.stage.temporal_radius + max(need[i] for i in node.inputs)
         return need[self.nodes[-1].id] if self.nodes else 0
 
+    def context_demand(self) -> dict[str, int]:
+        """Per stage, the frames of context its output must keep on each side: what the
+        temporal stages after it read beyond the frames the graph finally emits."""
+        demand = {node.id: 0 for node in self.nodes}
+        for node in reversed(self.nodes):
+            for name in node.inputs:
+                if name != SOURCE:
+                    need = demand[node.id] + node.stage.temporal_radius
+                    demand[name] = max(demand[name], need)
+        return demand
+
     def setup(self, device: torch.device | str) -> None:
         """Build every stage's heavy state on ``device`` (once per worker)."""
         self._device = torch.device(device)
@@ -132,9 +143,48 @@ class StageGraph:
                 return out.clamp(0, 1)  # never write into the caller's frames
             return out.clamp_(0, 1)
 
+    def run_with_context(
+        self, frames: torch.Tensor, before: int, after: int, step: int
+    ) -> torch.Tensor:
+        """The graph's output for frames ``[before : N - after]`` of ``frames``; the rest
+        are neighbours (context). Per-frame stages run ``step`` frames at a time (bounding
+        activation memory), temporal stages once over their window; each stage's output
+        keeps only the context later stages read, so every emitted frame is computed
+        exactly as in one pass over the whole video. Output clamped to [0, 1]."""
+        demand = self.context_demand()
+        values: dict[str, torch.Tensor] = {SOURCE: frames}
+        context: dict[str, tuple[int, int]] = {SOURCE: (before, after)}
+        with torch.inference_mode():
+            for node, free in zip(self.nodes, self._free_after, strict=True):
+                start = self._tick(frames)
+                have = (
+                    min(context[name][0] for name in node.inputs),
+                    min(context[name][1] for name in node.inputs),
+                )
+                ins = [_trim(values[name], context[name], have) for name in node.inputs]
+                x = ins[0] if len(ins) == 1 else torch.stack(ins).mean(0)
+                keep = (min(have[0], demand[node.id]), min(have[1], demand[node.id]))
+                if node.stage.temporal_radius:
+                    out = node.stage.process_window(x, have[0] - keep[0], have[1] - keep[1])
+                else:
+                    x = _trim(x, have, keep)
+                    out = torch.cat([node.stage.process(x[i : i + step])
+                                     for i in range(0, len(x), step)])  # fmt: skip
+                values[node.id], context[node.id] = out, keep
+                del x, ins
+                for name in free:
+                    del values[name]
+                self.stage_seconds[node.id] += self._tick(frames) - start
+            return values.pop(self.nodes[-1].id).clamp(0, 1)
+
     @staticmethod
     def _tick(frames: torch.Tensor) -> float:
         """Wall time, after the GPU has finished queued work (so stages are charged right)."""
         if frames.is_cuda:
             torch.cuda.synchronize(frames.device)
         return time.perf_counter()
+
+
+def _trim(x: torch.Tensor, have: tuple[int, int], keep: tuple[int, int]) -> torch.Tensor:
+    """``x`` (with ``have`` context frames before and after) cut to ``keep`` of them."""
+    return x[have[0] - keep[0] : len(x) - (have[1] - keep[1])]

@@ -20,6 +20,7 @@ from pipeline.media.window import Window
 from pipeline.plan.config import OutputConfig, PipelineConfig
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.input_config import probe_input
+from pipeline.plan.segment_context import add_context
 from pipeline.plan.segments import (
     SegmentSpan,
     index_packets,
@@ -108,8 +109,6 @@ def segment_plan(
         reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
     elif isinstance(info, SequenceInfo) or sequence_out:
         reason = "frame sequences are read and written frame by frame on the driver"
-    elif graph.temporal_radius:
-        reason = "temporal stages need context frames across segment boundaries"
     else:
         index = index_packets(info)
         reason = why_not_segmentable(index)
@@ -119,4 +118,4 @@ def segment_plan(
             warnings.warn(message, stacklevel=3)
         log.info("chunk mode: %s", reason)
         return None
-    return plan_segments(index, ex.segment_seconds)
+    return add_context(index, plan_segments(index, ex.segment_seconds), graph.temporal_radius)

@@ -53,6 +53,9 @@ class SegmentSpan:
     first_frame: int
     frame_pts: tuple[int, ...]  # the pts its output frames carry, ascending
     key_pts: int | None = None  # pts of its first packet: the keyframe it decodes from
+    # Temporal stages: neighbours' frames decoded around its own, read and not output.
+    context_before: tuple[int, ...] = ()
+    context_after: tuple[int, ...] = ()
 
     @property
     def frames(self) -> int:

@@ -91,6 +91,7 @@ class Pipeline:
                 "segment_seconds": self.config.execution.segment_seconds,
                 "frames_min": min(sizes),
                 "frames_max": max(sizes),
+                "context_frames": job.graph.temporal_radius,  # decoded on each side, not output
             }
         return plan
 
@@ -164,7 +165,8 @@ class Pipeline:
         job = plan_job(self.config, src, window=window, sequence_out=sequence_out)
         if job.spans is not None:
             return self._run_segments(job, target, on_progress, work)
-        chunks = job.window.reader(job.info, self.config.execution.chunk_frames)
+        chunk_frames = self.config.execution.chunk_frames
+        chunks = job.window.reader(job.info, chunk_frames, context=job.graph.temporal_radius)
         tracker = ProgressTracker(job.view.video.frame_count, on_progress)
         t0 = time.monotonic()
         frames_out = 0

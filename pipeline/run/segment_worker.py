@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.frames import Chunk, VideoFormat
+from pipeline.media.context import with_context
 from pipeline.media.encoder import EncodedPacket, EncodeSpec, PacketEncoder
 from pipeline.media.planes import convert_layout, frame_to_planes
 from pipeline.plan.segments import SegmentPayload
@@ -77,51 +78,73 @@ def _decoded(payload: SegmentPayload, stats: dict[str, int]) -> Iterator[av.Vide
 
 
 def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegment:
-    """Decode, keep the segment's own frames, restore them chunk by chunk, encode."""
+    """Decode, keep the segment's own frames (and its neighbours' border frames when the
+    graph has temporal stages), restore chunk by chunk, encode the own frames."""
     payload, setup = task.payload, task.setup
-    spec, in_fmt, chunk_frames = setup.spec, setup.in_fmt, setup.chunk_frames
     span = payload.span
-    stats = {"packets_dropped": 0, "frames_corrupt": 0, "frames_rescaled": 0}
-    encoder = PacketEncoder(spec)
+    stats = {"packets_dropped": 0, "frames_corrupt": 0, "frames_rescaled": 0, "context": 0}
+    encoder = PacketEncoder(setup.spec)
     packets: list[EncodedPacket] = []
-    shapes = in_fmt.plane_shapes()
-    buffers = [np.empty((chunk_frames, h, w), in_fmt.dtype) for h, w in shapes]
-    pts_list: list[int] = []
     kept: list[int] = []
-
-    def flush(count: int) -> None:
-        planes = tuple(b[:count] for b in buffers)
-        chunk = Chunk(span.index, span.first_frame + len(kept), list(pts_list),
-                      payload.decoder.time_base, in_fmt, planes)  # fmt: skip
+    chunks = _chunks(payload, setup, stats)
+    for chunk in with_context(chunks, restorer.graph.temporal_radius):
         packets.extend(encoder.encode(restorer.restore(chunk, setup.out_fmt)))
-        kept.extend(pts_list)
-        pts_list.clear()
-
-    wanted = frozenset(span.frame_pts)
-    for frame in _decoded(payload, stats):
-        if frame.pts not in wanted:
-            continue  # a neighbour's frame, or one an edit list hides (decoded as a reference)
-        if frame.is_corrupt:
-            stats["frames_corrupt"] += 1
-        if (frame.width, frame.height) != (in_fmt.width, in_fmt.height):
-            frame = frame.reformat(width=in_fmt.width, height=in_fmt.height)
-            stats["frames_rescaled"] += 1
-        planes = frame_to_planes(convert_layout(frame, in_fmt.pix_fmt, in_fmt.color), in_fmt)
-        for buffer, plane in zip(buffers, planes, strict=True):
-            buffer[len(pts_list)] = plane
-        pts_list.append(frame.pts)
-        if len(pts_list) == chunk_frames:
-            flush(chunk_frames)
-    if pts_list:
-        flush(len(pts_list))
+        kept.extend(chunk.pts)
     if tuple(kept) != span.frame_pts:
         missing = sorted(set(span.frame_pts) - set(kept))[:5]
         raise InputError(
             f"segment {span.index}: decoded {len(kept)} of its {span.frames} frames"
             + (f" (missing pts {missing})" if missing else " (out of order)")
         )
+    planned = len(span.context_before) + len(span.context_after)
+    if stats["context"] != planned:
+        message = "segment %d: decoded %d of its %d context frames (border frames may differ)"
+        log.warning(message, span.index, stats["context"], planned)
     tail, extradata = encoder.finish()
     packets.extend(tail)
     return EncodedSegment(span.index, packets, extradata, len(kept), stats["frames_corrupt"],
                           stats["packets_dropped"],
                           frames_rescaled=stats["frames_rescaled"])  # fmt: skip
+
+
+def _chunks(payload: SegmentPayload, setup: SegmentSetup, stats: dict[str, int]) -> Iterator[Chunk]:
+    """The segment's own frames in chunks of ``chunk_frames``, its neighbours' border
+    frames before and after them as chunks with no own frame (context only)."""
+    span, in_fmt, size = payload.span, setup.in_fmt, setup.chunk_frames
+    own_pts = frozenset(span.frame_pts)
+    context = frozenset(span.context_before) | frozenset(span.context_after)
+    buffers = [np.empty((size, h, w), in_fmt.dtype) for h, w in in_fmt.plane_shapes()]
+    rows, own_rows, pts_list = 0, True, []
+    first = span.first_frame
+
+    def flush() -> Chunk:
+        nonlocal buffers, rows, first
+        chunk = Chunk(span.index, first, list(pts_list), payload.decoder.time_base, in_fmt,
+                      tuple(b[:rows] for b in buffers))  # fmt: skip
+        buffers = [np.empty_like(b) for b in buffers]  # the chunk keeps the filled ones
+        first += len(pts_list)
+        rows = 0
+        pts_list.clear()
+        return chunk
+
+    for frame in _decoded(payload, stats):
+        own = frame.pts in own_pts
+        if not own and frame.pts not in context:
+            continue  # decoded only as a reference, or hidden by an edit list
+        if rows and (own != own_rows or rows == size):
+            yield flush()
+        own_rows = own
+        if own and frame.is_corrupt:
+            stats["frames_corrupt"] += 1
+        stats["context"] += not own
+        if (frame.width, frame.height) != (in_fmt.width, in_fmt.height):
+            frame = frame.reformat(width=in_fmt.width, height=in_fmt.height)
+            stats["frames_rescaled"] += own
+        planes = frame_to_planes(convert_layout(frame, in_fmt.pix_fmt, in_fmt.color), in_fmt)
+        for buffer, plane in zip(buffers, planes, strict=True):
+            buffer[rows] = plane
+        rows += 1
+        if own:
+            pts_list.append(frame.pts)
+    if rows:
+        yield flush()

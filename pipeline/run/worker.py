@@ -43,13 +43,12 @@ class ChunkRestorer:
         out_fmt = out_fmt or self.out_fmt
         if self.graph.is_identity and chunk.fmt == out_fmt:
             return chunk
+        if self.graph.temporal_radius or chunk.context_before or chunk.context_after:
+            return self._restore_with_context(chunk, out_fmt)
         outs: list[list[np.ndarray]] = [[], [], []]
         for start in range(0, len(chunk), FRAMES_PER_STEP):
             sl = slice(start, start + FRAMES_PER_STEP)
-            planes = [
-                torch.from_numpy(p[sl].astype(np.int32)).to(self.device) for p in chunk.planes
-            ]
-            rgb = yuv_to_rgb(planes, chunk.fmt)
+            rgb = self._rgb(chunk, sl)
             if not self.graph.is_identity:  # identity: a layout change only, unclamped
                 with torch.inference_mode():
                     rgb = self.graph(rgb)
@@ -57,6 +56,27 @@ class ChunkRestorer:
                 outs[i].append(plane.cpu().numpy().astype(out_fmt.dtype, copy=False))
         planes_out = tuple(np.concatenate(o) for o in outs)
         return replace(chunk, fmt=out_fmt, planes=planes_out)
+
+    def _restore_with_context(self, chunk: Chunk, out_fmt: VideoFormat) -> Chunk:
+        """A graph with temporal stages sees the whole chunk, its context frames too, at
+        once (per-frame stages still step through it); only the own frames come out."""
+        total = len(chunk.planes[0])
+        rgb = torch.cat([self._rgb(chunk, slice(i, i + FRAMES_PER_STEP))
+                         for i in range(0, total, FRAMES_PER_STEP)])  # fmt: skip
+        rgb = self.graph.run_with_context(
+            rgb, chunk.context_before, chunk.context_after, FRAMES_PER_STEP
+        )
+        outs: list[list[np.ndarray]] = [[], [], []]
+        for start in range(0, len(rgb), FRAMES_PER_STEP):
+            step = rgb_to_yuv(rgb[start : start + FRAMES_PER_STEP], out_fmt)
+            for i, plane in enumerate(step):
+                outs[i].append(plane.cpu().numpy().astype(out_fmt.dtype, copy=False))
+        planes_out = tuple(np.concatenate(o) for o in outs)
+        return replace(chunk, fmt=out_fmt, planes=planes_out, context_before=0, context_after=0)
+
+    def _rgb(self, chunk: Chunk, rows: slice) -> torch.Tensor:
+        planes = [torch.from_numpy(p[rows].astype(np.int32)).to(self.device) for p in chunk.planes]
+        return yuv_to_rgb(planes, chunk.fmt)
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(self.graph.stage_seconds)

@@ -50,6 +50,12 @@ class Stage:
     def process(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def process_window(self, frames: torch.Tensor, before: int, after: int) -> torch.Tensor:
+        """Temporal stages (``temporal_radius`` > 0) implement this: frames
+        ``[before : N - after]`` restored, the first ``before`` and last ``after`` being
+        neighbours to read (``StageGraph.run_with_context`` calls it)."""
+        raise NotImplementedError
+
 
 class ParamError(ValueError):
     """A parameter problem at ``path`` below the stage (e.g. ``("tile", "overlap")``),
