@@ -49,8 +49,8 @@ register_test_model(
 )
 
 
-def _restore(model: str = "test-stage-conv", **tile) -> RestoreStage:
-    return RestoreStage(RestoreParams(model=model, tile=tile))
+def _restore(model: str = "test-stage-conv", precision: str = "auto", **tile) -> RestoreStage:
+    return RestoreStage(RestoreParams(model=model, tile=tile, precision=precision))
 
 
 # -- registry ---------------------------------------------------------------------------
@@ -142,8 +142,11 @@ def test_unset_tile_batch_holds_a_megapixel_and_a_set_one_is_kept():
 
 @torch.inference_mode()
 def test_restore_tiled_equals_untiled():
-    frames = torch.rand(3, 3, 50, 70)
-    tiled, whole = _restore(size=24, batch=3), _restore(size=0)
+    """In fp32: on a CPU with bf16 (AMX) ``auto`` rounds tiles and whole frames apart by
+    up to ~1e-3, which failed this test on some random inputs."""
+    frames = torch.rand(3, 3, 50, 70, generator=torch.Generator().manual_seed(0))
+    tiled = _restore(size=24, batch=3, precision="fp32")
+    whole = _restore(size=0, precision="fp32")
     for stage in (tiled, whole):
         stage.setup(torch.device("cpu"))
     assert tiled.tile_grid(50, 70).tiles_per_frame > 1
