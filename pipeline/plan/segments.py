@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import av
 
@@ -120,6 +121,12 @@ def index_packets(info: MediaInfo) -> PacketIndex:
     return index
 
 
+def _data_packets(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's packets that carry data: the index and the payloads count packets
+    alike (the demuxer ends a stream with empty flush packets, which neither counts)."""
+    return (packet for packet in container.demux(stream) if packet.size)
+
+
 def _index_packets(info: MediaInfo) -> PacketIndex:
     pts: list[int | None] = []
     keyframe: list[bool] = []
@@ -127,9 +134,7 @@ def _index_packets(info: MediaInfo) -> PacketIndex:
     try:
         with open_input(info.path) as container:
             stream = container.streams[info.video.index]
-            for packet in container.demux(stream):
-                if not packet.size:
-                    continue
+            for packet in _data_packets(container, stream):
                 pts.append(packet.pts)
                 keyframe.append(bool(packet.is_keyframe))
                 shown.append(not packet.is_discard)
@@ -290,9 +295,7 @@ def iter_payloads(
     try:
         with open_input(info.path) as container:
             stream = container.streams[info.video.index]
-            for packet in container.demux(stream):
-                if not packet.size:
-                    continue
+            for packet in _data_packets(container, stream):
                 while position < len(todo) and todo[position].first_packet <= k:
                     payload = SegmentPayload(todo[position], decoder)
                     open_.append(payload)
