@@ -126,6 +126,9 @@ class LCDNet(nn.Module):
 PRESETS: dict[str, dict[str, Any]] = {
     "lcdnet": {"block": "fused", "enc_depths": (1, 1, 3), "dec_depths": (1, 1)},
     "lcdnet-s": {"block": "fused", "width": 16, "enc_depths": (0, 1, 2), "dec_depths": (0, 1)},
+    # lcdnet-s with four more blocks at 1/4 scale (x2.4 parameters, about x1.35 a training
+    # step): depth where a long blur is a few pixels; grown from lcdnet-s (training/grow.py)
+    "lcdnet-m": {"block": "fused", "width": 16, "enc_depths": (0, 1, 6), "dec_depths": (0, 1)},
     "lcdnet-ref": {},
     "lcdnet-s-ref": {"width": 16, "enc_depths": (1, 1, 2), "dec_depths": (1, 1)},
 }

@@ -179,12 +179,22 @@ def validate(model: nn.Module, pairs: list[tuple[Tensor, Tensor]], path: FastPat
 
 def warm_start(model: nn.Module, source: Path) -> None:
     """Load weights (strictly) from shipped safetensors or a training checkpoint (its EMA
-    when it has one): a run continues from what earlier sessions shipped."""
-    from models.checkpoint import load_checkpoint, load_state_dict_strict
+    when it has one): a run continues from what earlier sessions shipped. Shipped weights
+    of a smaller preset grow into a deeper one (training/grow.py)."""
+    from models.checkpoint import CheckpointError, load_checkpoint, load_state_dict_strict
+    from models.zoo import create_model
     from training.export import ema_weights
+    from training.grow import grow_into
 
     if source.suffix == ".safetensors":
-        load_checkpoint(model, source)
+        try:
+            load_checkpoint(model, source)
+        except CheckpointError as mismatch:
+            try:
+                added = grow_into(model, create_model(source))
+            except CheckpointError as cannot:
+                raise CheckpointError(f"{mismatch}; {cannot}") from None
+            print(f"grown from {source}: {len(added)} new weights start as the identity")
         return
     ckpt = torch.load(source, map_location="cpu", weights_only=True)
     state = ema_weights(ckpt["ema"]) if "ema" in ckpt else ckpt["model"]
