@@ -126,6 +126,19 @@ def test_rain_composites_as_light_or_as_published_sets() -> None:
     assert ((screen - clean)[hit] < streaks[hit] - 1e-3).any()
 
 
+def test_heavy_rain_is_streak_layers_under_a_veil() -> None:
+    clean = _image()
+    heavy = D.add_heavy_rain(clean, torch.Generator().manual_seed(0))
+    again = D.add_heavy_rain(clean, torch.Generator().manual_seed(0))
+    assert torch.equal(heavy, again) and heavy.min() >= 0 and heavy.max() <= 1
+    light = D.add_rain(clean, torch.Generator().manual_seed(0))
+    assert (heavy - clean).abs().mean() > 2 * (light - clean).abs().mean()
+    # accumulation mixes in airlight: contrast falls, dark pixels rise
+    assert heavy.std() < clean.std()
+    dark = clean < 0.2
+    assert heavy[dark].mean() > clean[dark].mean() + 0.1
+
+
 def test_maybe_compress_round_trips_the_chosen_share() -> None:
     x = D.quantize8(_image(size=(64, 64))[:1].repeat(6, 1, 1, 1))
     assert torch.equal(D.maybe_compress(x, torch.Generator().manual_seed(0), 0.0), x)

@@ -88,7 +88,12 @@ def test_measure_set_identity_model_matches_input() -> None:
 
 @pytest.mark.skipif(not HAVE_DATA, reason="shared data not present")
 def test_evaluate_reports_every_set_with_gains() -> None:
-    assert E.set_names("derain") == ["rain12", "rain100l-10", "kodak24-synth-rain"]
+    assert E.set_names("derain") == [
+        "rain12",
+        "rain100l-10",
+        "kodak24-synth-rain",
+        "kodak24-synth-heavy-rain",
+    ]
     report = E.evaluate(
         nn.Identity(), "derain", limit=1, sets=["rain12", "rain100l-10"], device=torch.device("cpu")
     )

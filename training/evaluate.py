@@ -36,7 +36,14 @@ from training.classical import (
     tune_unsharp,
     unsharp_mask,
 )
-from training.degrade import degrade, gaussian_noise, load_photo, make_test_video, quantize8
+from training.degrade import (
+    add_heavy_rain,
+    degrade,
+    gaussian_noise,
+    load_photo,
+    make_test_video,
+    quantize8,
+)
 from training.degrade import read_video as read_clip
 from training.metrics import bicubic_to, flicker, image_metrics, psnr
 from training.splits import derain_pairs, heldout_photos
@@ -76,7 +83,7 @@ def model_restorer(model: nn.Module, device: torch.device, precision: str = "aut
 def set_names(task: str, sigma: float = 25 / 255) -> list[str]:
     """The measurement sets of a task, in report order."""
     if task == "derain":
-        return ["rain12", "rain100l-10", "kodak24-synth-rain"]
+        return ["rain12", "rain100l-10", "kodak24-synth-rain", "kodak24-synth-heavy-rain"]
     if task in ("deblur", "defocus", "lowlight"):
         return [f"kodak24-synth-{task}"]
     if task == "superres":
@@ -93,6 +100,9 @@ def eval_pairs(
     """``(degraded, clean)`` pairs of one set; synthetic ones are seeded per image."""
     if name in ("rain12", "rain100l-10"):
         return [(load_photo(r), load_photo(c)) for r, c in derain_pairs(name)[:limit]]
+    if name == "kodak24-synth-heavy-rain":
+        kodak = heldout_photos("kodak24")[:limit]
+        return [_heavy_rain(load_photo(p), i) for i, p in enumerate(kodak)]
     if name.startswith("kodak24-synth-") or name in ("kodak24-x2", "kodak24-camera-noise"):
         kodak = heldout_photos("kodak24")[:limit]
         return [_synth(p, task, i) for i, p in enumerate(kodak)]
@@ -115,6 +125,12 @@ def _synth(path: Path, task: str, index: int) -> tuple[Tensor, Tensor]:
     h, w = src.shape[-2:]
     out_hw = (h - 64, w - 64) if task == "deblur" else (h, w)
     return degrade(src, task, gen, out_hw)
+
+
+def _heavy_rain(clean: Tensor, index: int) -> tuple[Tensor, Tensor]:
+    """Heavy rain (streak layers and accumulation) on a held-out photo, seeded apart from
+    the light-rain set's seeds."""
+    return quantize8(add_heavy_rain(clean, torch.Generator().manual_seed(500 + index))), clean
 
 
 # ----------------------------------------------------------------------- measuring

@@ -11,7 +11,7 @@ the photo is unprocessed to a Bayer mosaic, exposed and given Poisson-Gaussian s
 noise there, and processed back, so the noise is signal-dependent and correlated across
 pixels and channels as in real footage.
 
-One degradation model a module (motion_blur, rain, defocus, camera, noise, low_light,
+One degradation model a module (motion_blur, rain, heavy_rain, defocus, camera, noise, low_light,
 codec); ``pairs`` makes a task's training pair, ``video`` the synthetic test clips. Their
 functions are importable from ``training.degrade`` itself.
 """
@@ -32,6 +32,7 @@ from training.degrade.common import (
     srgb_to_linear,
 )
 from training.degrade.defocus import defocus, disk_kernel
+from training.degrade.heavy_rain import add_heavy_rain
 from training.degrade.low_light import low_light
 from training.degrade.motion_blur import CameraPath, motion_blur, random_blur_path, render_path
 from training.degrade.noise import camera_noise, gaussian_noise
@@ -43,6 +44,7 @@ __all__ = [
     "KINDS",
     "Camera",
     "CameraPath",
+    "add_heavy_rain",
     "add_rain",
     "camera_noise",
     "center_crop",

@@ -32,6 +32,38 @@ def streak_kernel(length: float, width: float, angle: float, size: int) -> Tenso
     return profile * taper
 
 
+def streak_layer(
+    gen: torch.Generator,
+    shape: tuple[int, int, int],
+    dev: torch.device,
+    depth: float,
+    angle_deg: Tensor,
+    density: tuple[float, float],
+    length: tuple[float, float],
+    width: tuple[float, float],
+    brightness: tuple[float, float],
+) -> Tensor:
+    """One layer of streaks ``(B, 1, H, W)``: random drops smeared by a line kernel near
+    ``angle_deg`` (per sample, degrees from vertical). ``depth`` 1 is the nearest layer;
+    farther layers are shorter, thinner and fainter."""
+    b, h, w = shape
+    dens = log_uniform(gen, b, *density, dev)
+    seeds = torch.rand(b, 1, h, w, generator=gen, device=dev) < dens[:, None, None, None]
+    drops = seeds.float() * torch.rand(b, 1, h, w, generator=gen, device=dev)
+    lens = uniform(gen, b, *length, dev) * (0.5 + 0.5 * depth)
+    wids = uniform(gen, b, *width, dev) * (0.6 + 0.4 * depth)
+    angs = angle_deg + 4 * torch.randn(b, generator=gen, device=dev)
+    size = int(lens.max().item()) // 2 * 2 + 3
+    kernels = torch.stack(
+        [
+            streak_kernel(float(lens[i]), float(wids[i]), math.radians(float(angs[i])), size)
+            for i in range(b)
+        ]
+    ).to(dev)
+    bright = uniform(gen, b, *brightness, dev) * (0.4 + 0.6 * depth)
+    return per_sample_conv(drops, kernels) * bright[:, None, None, None]
+
+
 def add_rain(
     img: Tensor,
     gen: torch.Generator,
@@ -73,22 +105,9 @@ def add_rain(
     dominant = uniform(gen, b, -angle_deg, angle_deg, dev)
     n_layers = int(torch.randint(layers[0], layers[1] + 1, (1,), generator=gen, device=dev))
     for layer in range(n_layers):
-        depth = 1.0 / (1 + layer)  # 1 = nearest layer
-        dens = log_uniform(gen, b, *density, dev)
-        seeds = torch.rand(b, 1, h, w, generator=gen, device=dev) < dens[:, None, None, None]
-        drops = seeds.float() * torch.rand(b, 1, h, w, generator=gen, device=dev)
-        lens = uniform(gen, b, *length, dev) * (0.5 + 0.5 * depth)
-        wids = uniform(gen, b, *width, dev) * (0.6 + 0.4 * depth)
-        angs = dominant + 4 * torch.randn(b, generator=gen, device=dev)
-        size = int(lens.max().item()) // 2 * 2 + 3
-        kernels = torch.stack(
-            [
-                streak_kernel(float(lens[i]), float(wids[i]), math.radians(float(angs[i])), size)
-                for i in range(b)
-            ]
-        ).to(dev)
-        bright = uniform(gen, b, *brightness, dev) * (0.4 + 0.6 * depth)
-        streaks = streaks + per_sample_conv(drops, kernels) * bright[:, None, None, None]
+        streaks = streaks + streak_layer(
+            gen, (b, h, w), dev, 1.0 / (1 + layer), dominant, density, length, width, brightness
+        )
     streaks = streaks.clamp(0, 1)
     screen = linear_to_srgb(1 - (1 - lin) * (1 - srgb_to_linear(streaks)))
     additive = (linear_to_srgb(lin) + streaks).clamp(0, 1)
