@@ -31,7 +31,11 @@ SUPPORTED_PIX_FMTS = (
     "gbrp10le",
     "gbrp12le",
     "gbrp16le",
+    # float planar RGB: OpenEXR frames, values beyond 0..1 kept (``VideoFormat.is_float``)
+    "gbrpf32le",
 )
+#: The float transport: an EXR's half or float samples, as 32-bit floats.
+FLOAT_PIX_FMT = "gbrpf32le"
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,14 @@ class VideoFormat:
 
     @property
     def bit_depth(self) -> int:
+        if self.is_float:
+            return 32
         return next((bits for bits in (10, 12, 16) if f"p{bits}" in self.pix_fmt), 8)
+
+    @property
+    def is_float(self) -> bool:
+        """Float samples (scene-linear EXR): 0..1 nominal, any value carried."""
+        return self.pix_fmt == FLOAT_PIX_FMT
 
     @property
     def is_rgb(self) -> bool:
@@ -74,6 +85,8 @@ class VideoFormat:
 
     @property
     def dtype(self) -> np.dtype:
+        if self.is_float:
+            return np.dtype(np.float32)
         return np.dtype(np.uint16 if self.bit_depth > 8 else np.uint8)
 
     def plane_shapes(self) -> list[tuple[int, int]]:
@@ -90,7 +103,8 @@ class Chunk:
     """N consecutive frames: the unit of parallelism, ordering and retry.
 
     ``planes`` holds Y, U, V stacked over frames: shapes (N, H, W), (N, Hc, Wc) x 2,
-    values in the native bit depth (0..255, 0..1023 or 0..4095). For temporal stages the
+    values in the native bit depth (0..255, 0..1023 or 0..4095; float32 for EXR, 0..1
+    nominal, any value carried). For temporal stages the
     planes also hold ``context_before`` frames before the chunk's own and ``context_after``
     after them (neighbours that are read, never emitted); ``pts`` and ``len`` count the
     chunk's own frames only.

@@ -158,18 +158,6 @@ def test_existing_output_folder_with_other_files_is_not_replaced(tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.ray
-def test_ray_segment_mode_falls_back_to_chunks_for_sequences(ray_cluster, tmp_path):
-    src = write_sequence(tmp_path / "in", "tif", "rgb48le", range(1, 7))
-    config = FLOAT_PATH.replace("executor: inline", "executor: ray, mode: segment, num_workers: 2")
-    summary, notes = run(config, src, tmp_path / "out" / "frame.%06d.tif")
-    assert summary.frames_out == 6
-    assert any("frame sequences" in n and "using chunks" in n for n in notes)
-    for n in range(1, 7):
-        written = read_frame(tmp_path / "out" / f"frame.{n:06d}.tif").to_ndarray()
-        assert np.abs(written.astype(np.int64) - ramp(n)).max() <= 1
-
-
 def test_batch_of_shots_in_gives_a_folder_of_shots_out(tmp_path):
     write_sequence(tmp_path / "shots" / "shot_0101", "dpx", "gbrp10le", range(1001, 1004))
     write_sequence(tmp_path / "shots" / "shot_0102", "tif", "rgb48le", range(1, 3))

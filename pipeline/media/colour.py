@@ -97,7 +97,11 @@ def _downsample_axis(x: torch.Tensor, dim: int, n: int, centred: bool) -> torch.
 def yuv_to_rgb(planes: Sequence[torch.Tensor], fmt: VideoFormat) -> torch.Tensor:
     """Float32 (N, 3, H, W) RGB, nominally in [0, 1], from code-value planes
     (N, H, W), (N, Hc, Wc) x 2. Not clamped: out-of-gamut YUV stays invertible.
-    Planar RGB (G, B, R planes of a frame sequence) is only scaled to [0, 1]."""
+    Planar RGB (G, B, R planes of a frame sequence) is only scaled to [0, 1]; float RGB
+    (EXR) is taken as it is."""
+    if fmt.is_float:
+        g, b, r = (p.to(torch.float32) for p in planes)
+        return torch.stack([r, g, b], dim=-3)
     if fmt.is_rgb:
         g, b, r = (p.to(torch.float32) / float((1 << fmt.bit_depth) - 1) for p in planes)
         return torch.stack([r, g, b], dim=-3)
@@ -128,10 +132,12 @@ def rgb_to_yuv(
 
     Rounded and clamped to the legal code range of the bit depth; uint8 for 8-bit
     formats, int16 for 10 and 12 bits, int32 for 16 (``.numpy().astype(np.uint16)``
-    gives the transport type).
+    gives the transport type). Float RGB is neither rounded nor clamped.
     """
     rgb = rgb.to(torch.float32)
     r, g, b = rgb.unbind(dim=-3)
+    if fmt.is_float:
+        return g, b, r
     peak = float((1 << fmt.bit_depth) - 1)
     dtype = {8: torch.uint8, 16: torch.int32}.get(fmt.bit_depth, torch.int16)
     if fmt.is_rgb:

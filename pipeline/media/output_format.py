@@ -16,7 +16,7 @@ from functools import lru_cache
 import av
 
 from pipeline.errors import ConfigError
-from pipeline.frames import SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
+from pipeline.frames import FLOAT_PIX_FMT, SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
 from pipeline.media.planes import RANGE_NAMES, tag_value
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,10 @@ def pick_output_format(
         offered = [f.name for f in (av.Codec(codec, "w").video_formats or [])]
     except (av.FFmpegError, ValueError) as exc:
         raise ConfigError(f"unknown video encoder {codec!r}") from exc
+    # The float transport is written only where asked for (it carries EXR values).
+    usable = [f for f in SUPPORTED_PIX_FMTS if f != FLOAT_PIX_FMT or wanted == FLOAT_PIX_FMT]
     candidates = sorted(
-        (f for f in SUPPORTED_PIX_FMTS if f in offered or not offered),
+        (f for f in usable if f in offered or not offered),
         key=lambda f: _layout_distance(wanted, f),
     )
     for candidate in candidates:

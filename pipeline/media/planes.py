@@ -86,7 +86,7 @@ def frame_to_planes(frame: av.VideoFrame, fmt: VideoFormat) -> list[np.ndarray]:
 
     PyAV planes are padded to ``line_size`` bytes per row; the padding is cut off here.
     """
-    dtype = np.dtype("<u2") if fmt.bit_depth > 8 else np.dtype(np.uint8)
+    dtype = _sample_type(fmt.pix_fmt)
     out = []
     for plane, (height, width) in zip(frame.planes, fmt.plane_shapes(), strict=True):
         rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)[:height]
@@ -127,13 +127,20 @@ def planes_to_frame(planes: Sequence[np.ndarray], pix_fmt: str) -> av.VideoFrame
     """An ``av.VideoFrame`` of planar ``pix_fmt`` holding copies of the Y, U, V arrays."""
     height, width = planes[0].shape
     frame = av.VideoFrame(width, height, pix_fmt)
-    deep = any(f"p{bits}" in pix_fmt for bits in (10, 12, 16))
-    dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
+    dtype = _sample_type(pix_fmt)
     for plane, data in zip(frame.planes, planes, strict=True):
         rows = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
         view = rows.view(dtype)
         view[: data.shape[0], : data.shape[1]] = data
     return frame
+
+
+def _sample_type(pix_fmt: str) -> np.dtype:
+    """How one sample of a transport format is stored in a PyAV plane."""
+    if pix_fmt.endswith("f32le"):
+        return np.dtype("<f4")
+    deep = any(f"p{bits}" in pix_fmt for bits in (10, 12, 16))
+    return np.dtype("<u2") if deep else np.dtype(np.uint8)
 
 
 def color_tags(fmt: VideoFormat) -> dict[str, int]:

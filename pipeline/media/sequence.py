@@ -21,7 +21,7 @@ from fractions import Fraction
 import av
 
 from pipeline.errors import InputError
-from pipeline.frames import ColorInfo, VideoFormat
+from pipeline.frames import FLOAT_PIX_FMT, ColorInfo, VideoFormat
 from pipeline.media.decode import ChunkReader
 from pipeline.media.probe import MediaInfo, VideoStreamInfo, transport_pix_fmt
 
@@ -192,13 +192,15 @@ def read_image(path: str, codec: str) -> av.VideoFrame:
 
 
 def transport_for_image(pix_fmt: str) -> str:
-    """Frames of an RGB or grey image travel as planar RGB of the same depth (a float EXR
-    as 16-bit); YUV images as video frames do."""
+    """Frames of an RGB or grey image travel as planar RGB of the same depth (a half or
+    float EXR as 32-bit float); YUV images as video frames do."""
     desc = av.VideoFormat(pix_fmt)
     if not (desc.is_rgb or len(desc.components) < 3):
         return transport_pix_fmt(pix_fmt)
     depth = max(c.bits for c in desc.components)
-    if "f32" in pix_fmt or "f16" in pix_fmt or depth > 12:
+    if "f32" in pix_fmt or "f16" in pix_fmt:
+        return FLOAT_PIX_FMT
+    if depth > 12:
         return "gbrp16le"
     return {8: "gbrp", 10: "gbrp10le", 12: "gbrp12le"}.get(depth, "gbrp16le")
 

@@ -14,26 +14,31 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from pipeline.errors import OutputError
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
-from pipeline.media.output_path import OutputTarget, check_output, output_target
+from pipeline.media.encoder import EncodedPacket
+from pipeline.media.output_path import OutputTarget, check_output, output_target, prepare_output
 from pipeline.media.planes import planes_to_frame
 from pipeline.media.probe import MediaInfo
 from pipeline.media.sequence import IMAGE_CODECS, SequenceInfo, extension, split_pattern
 from pipeline.tempfiles import owned_name, sweep_stale
 
-#: Pixel format each image encoder writes, by the transport's bit depth.
+#: Pixel format each image encoder writes, by the transport's bit depth (32: float, EXR's;
+#: into DPX, TIFF or PNG it becomes 16 bits, clipped to 0..1).
 IMAGE_PIX_FMTS = {
-    "dpx": {8: "rgb24", 10: "gbrp10le", 12: "gbrp12le", 16: "rgb48le"},
-    "tiff": {8: "rgb24", 10: "rgb48le", 12: "rgb48le", 16: "rgb48le"},
-    "png": {8: "rgb24", 10: "rgb48be", 12: "rgb48be", 16: "rgb48be"},
-    "exr": {8: "gbrpf32le", 10: "gbrpf32le", 12: "gbrpf32le", 16: "gbrpf32le"},
+    "dpx": {8: "rgb24", 10: "gbrp10le", 12: "gbrp12le", 16: "rgb48le", 32: "rgb48le"},
+    "tiff": {8: "rgb24", 10: "rgb48le", 12: "rgb48le", 16: "rgb48le", 32: "rgb48le"},
+    "png": {8: "rgb24", 10: "rgb48be", 12: "rgb48be", 16: "rgb48be", 32: "rgb48be"},
+    "exr": dict.fromkeys((8, 10, 12, 16, 32), "gbrpf32le"),
 }
 
 
@@ -136,6 +141,15 @@ def prepare_sequence_output(
     return SequenceTarget(os.fspath(dst), str(temp), False, folder=str(folder), name=name)
 
 
+def prepare_any_output(
+    dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
+) -> OutputTarget:
+    """``prepare_output`` for a file, ``prepare_sequence_output`` for a sequence (batches)."""
+    if is_sequence_output(dst):
+        return prepare_sequence_output(dst, overwrite=overwrite, inputs=inputs)
+    return prepare_output(dst, overwrite=overwrite, inputs=inputs)
+
+
 @contextlib.contextmanager
 def any_output_target(
     dst: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
@@ -161,6 +175,52 @@ def sequence_output_format(fmt: VideoFormat) -> VideoFormat:
     return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"))
 
 
+@dataclass(frozen=True)
+class ImageSpec:
+    """How a sequence output encodes a frame into its file: segment workers encode with the
+    writer's spec, so their files are the ones the writer would have written."""
+
+    codec: str
+    pix_fmt: str  # what the image encoder takes
+    width: int
+    height: int
+    time_base: Fraction
+
+
+class ImageEncoder:
+    """Frames to image files' bytes, one ``EncodedPacket`` (pts kept) per frame; the same
+    interface as ``PacketEncoder`` so segment workers use either."""
+
+    def __init__(self, spec: ImageSpec) -> None:
+        self.spec = spec
+        self._cc = av.CodecContext.create(spec.codec, "w")
+        self._cc.width, self._cc.height = spec.width, spec.height
+        self._cc.pix_fmt = spec.pix_fmt
+        self._cc.time_base = spec.time_base
+
+    def encode(self, chunk: Chunk) -> list[EncodedPacket]:
+        if not chunk.fmt.is_rgb:
+            raise OutputError(f"a frame sequence needs RGB frames, not {chunk.fmt.pix_fmt}")
+        out = []
+        layout, planes_of = chunk.fmt.pix_fmt, chunk.planes
+        if chunk.fmt.is_float and not self.spec.pix_fmt.endswith("f32le"):
+            # Quantised here: swscale's float to 16-bit path was seen 30 code values off.
+            layout = "gbrp16le"
+            planes_of = tuple(np.round(np.clip(p, 0.0, 1.0) * 65535).astype(np.uint16)
+                              for p in planes_of)  # fmt: skip
+        for i, pts in enumerate(chunk.pts):
+            planes = tuple(p[i] for p in planes_of)
+            frame = planes_to_frame(planes, layout).reformat(format=self.spec.pix_fmt)
+            frame.pts = pts
+            data = b"".join(bytes(p) for p in self._cc.encode(frame))
+            out.append(EncodedPacket(data, pts, pts, 1, chunk.time_base, True))
+        return out
+
+    def finish(self) -> tuple[list[EncodedPacket], bytes | None]:
+        """Image encoders hold nothing back and have no stream headers."""
+        return [], None
+
+
 class SequenceWriter:
     """Writes chunks as numbered image files into a ``SequenceTarget``'s hidden folder;
     ``close()`` publishes the folder, ``abort()`` removes it."""
@@ -174,25 +234,26 @@ class SequenceWriter:
         assert parts is not None
         _, self._prefix, self._suffix, self._digits = parts
         codec = IMAGE_CODECS[extension(self._suffix)]
-        self._pix_fmt = IMAGE_PIX_FMTS[codec][out_fmt.bit_depth]
-        self._encoder = av.CodecContext.create(codec, "w")
-        self._encoder.width, self._encoder.height = out_fmt.width, out_fmt.height
-        self._encoder.pix_fmt = self._pix_fmt
-        self._encoder.time_base = src.video.time_base
+        pix_fmt = IMAGE_PIX_FMTS[codec][out_fmt.bit_depth]
+        if out_fmt.is_float and codec != "exr":
+            message = f"{codec} holds 16 bits: OpenEXR values outside 0..1 are clipped"
+            warnings.warn(message, stacklevel=2)
+        self.spec = ImageSpec(codec, pix_fmt, out_fmt.width, out_fmt.height, src.video.time_base)
+        self._encoder = ImageEncoder(self.spec)
         seq = src.sequence if isinstance(src, SequenceInfo) else None
         # A sequence keeps its numbers (pts = number - first); a video counts from 1.
         self._first = seq.numbers[0] if seq is not None else None
 
     def write(self, chunk: Chunk) -> None:
-        if not chunk.fmt.is_rgb:
-            raise OutputError(f"a frame sequence needs RGB frames, not {chunk.fmt.pix_fmt}")
-        for i, pts in enumerate(chunk.pts):
-            planes = tuple(p[i] for p in chunk.planes)
-            frame = planes_to_frame(planes, chunk.fmt.pix_fmt).reformat(format=self._pix_fmt)
-            frame.pts = pts
-            data = b"".join(bytes(p) for p in self._encoder.encode(frame))
+        self.mux_encoded(self._encoder.encode(chunk), None)
+
+    def mux_encoded(self, packets: list[EncodedPacket], extradata: bytes | None) -> None:
+        """Write encoded frames (from ``ImageEncoder``, here or on a worker) in order;
+        ``extradata`` is always None (``VideoWriter``'s interface, for segment mode)."""
+        for packet in packets:
+            pts = packet.pts
             number = self._first + pts if self._first is not None else self.frames_written + 1
-            self._write_file(f"{self._prefix}{number:0{self._digits}d}{self._suffix}", data)
+            self._write_file(f"{self._prefix}{number:0{self._digits}d}{self._suffix}", packet.data)
             self.frames_written += 1
 
     def _write_file(self, name: str, data: bytes) -> None:

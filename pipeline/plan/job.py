@@ -27,6 +27,7 @@ from pipeline.plan.segments import (
     plan_segments,
     why_not_segmentable,
 )
+from pipeline.plan.sequence_segments import plan_sequence_segments
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,14 @@ def plan_job(
     sequence_out: bool = False,
 ) -> JobPlan:
     """Probe ``src`` and decide the job (``graph``: one already built from ``config``;
-    ``sequence_out``: the output is a frame sequence, written as RGB on the driver)."""
+    ``sequence_out``: the output is a frame sequence, of RGB frames)."""
     info = probe_input(src, config.input)
     window = (window or Window()).fitted(info)
     view = window.view(info)  # what the stages see: cropped, frames of the span
     graph = graph or StageGraph.from_config(config)
     out_fmt = output_format(config.output, view, graph, sequence_out)
-    spans = segment_plan(config, info, graph, window, sequence_out)
+    _warn_about_float(view.video.fmt, graph, out_fmt)
+    spans = segment_plan(config, info, graph, window)
     return JobPlan(info, window, view, graph, out_fmt, encoder_options(config.output),
                    dropped_stream_types(config.output), spans)  # fmt: skip
 
@@ -72,6 +74,21 @@ def output_format(
     if sequence_out:
         return sequence_output_format(src.with_size(width, height))
     return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt, out.options)
+
+
+def _warn_about_float(fmt: VideoFormat, graph: StageGraph, out_fmt: VideoFormat) -> None:
+    """Say where float (OpenEXR) frames lose their values outside 0..1."""
+    if not fmt.is_float:
+        return
+    if not graph.is_identity:
+        message = ("the stages work in 0..1: OpenEXR values outside it are clipped before "
+                   "them (a graph with no stage keeps them)")  # fmt: skip
+    elif not out_fmt.is_float:
+        message = f"a {out_fmt.pix_fmt} output holds 0..1: OpenEXR values outside it are clipped"
+    else:
+        return
+    warnings.warn(message, stacklevel=3)
+    log.info(message)
 
 
 def encoder_options(out: OutputConfig) -> dict[str, str]:
@@ -93,13 +110,13 @@ def segment_plan(
     info: MediaInfo,
     graph: StageGraph,
     window: Window | None = None,
-    sequence_out: bool = False,
 ) -> list[SegmentSpan] | None:
     """The segment plan when this job runs in segment mode, else None (chunk mode).
 
     A trimmed or cropped run (a preview, ``window``) always takes chunks: the driver
     cuts the span frame-exactly and crops the planes before any stage runs, which a
-    segment worker's keyframe-aligned cut does not do.
+    segment worker's keyframe-aligned cut does not do. A frame sequence is cut by frame
+    numbers (``pipeline.plan.sequence_segments``).
     """
     ex = config.execution
     if ex.executor != "ray" or graph.is_identity or ex.mode == "chunk":
@@ -107,8 +124,8 @@ def segment_plan(
     reason = None
     if window is not None and not window.is_whole:
         reason = "a -ss/-t/-to/--crop preview is cut frame-exactly on the driver"
-    elif isinstance(info, SequenceInfo) or sequence_out:
-        reason = "frame sequences are read and written frame by frame on the driver"
+    elif isinstance(info, SequenceInfo):
+        return plan_sequence_segments(info, ex.segment_seconds, graph.temporal_radius)
     else:
         index = index_packets(info)
         reason = why_not_segmentable(index)

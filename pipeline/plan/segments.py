@@ -89,6 +89,15 @@ class SegmentPayload:
     dts: list[int | None] = field(default_factory=list)
     keyframe: list[bool] = field(default_factory=list)
 
+    @property
+    def time_base(self) -> Fraction:
+        return self.decoder.time_base
+
+    @property
+    def shipped_bytes(self) -> int:
+        """Compressed bytes that travel to the worker with it (none with shared storage)."""
+        return len(self.data)
+
     def packets(self) -> Iterator[av.Packet]:
         if self.source is not None:
             yield from _read_span(self.source, self.span, self.decoder.stream_index)

@@ -22,9 +22,13 @@ from typing import Any
 
 from pipeline.errors import InputError, OutputError, PipelineError, WorkerError
 from pipeline.media.mux import VideoWriter
-from pipeline.media.output_path import prepare_output
 from pipeline.media.probe import MediaInfo
-from pipeline.media.sequence_output import check_any_output, is_sequence_output
+from pipeline.media.sequence_output import (
+    SequenceWriter,
+    check_any_output,
+    is_sequence_output,
+    prepare_any_output,
+)
 from pipeline.plan.config import config_hash
 from pipeline.plan.graph import StageGraph
 from pipeline.plan.job import JobPlan, plan_job
@@ -51,7 +55,7 @@ class _File:
     job_plan: JobPlan | None = None
     spans: list[SegmentSpan] = field(default_factory=list)
     work: WorkDir | None = None
-    writer: VideoWriter | None = None
+    writer: VideoWriter | SequenceWriter | None = None
     job: SegmentJob | None = None
     started: float = 0.0
 
@@ -257,7 +261,7 @@ class Batch:
                                   restart=self.restart)  # fmt: skip
             f.result.mode = "segment"
             # Checked again: the folder may have changed since the batch began.
-            target = prepare_output(f.dst, overwrite=self.overwrite, inputs=[f.src])  # segments
+            target = prepare_any_output(f.dst, overwrite=self.overwrite, inputs=[f.src])
             try:
                 assert f.job_plan is not None
                 f.writer = self.pipeline.writer(target, f.job_plan)

@@ -191,7 +191,7 @@ class RayExecutor:
 
         def items() -> Iterator[WorkItem]:
             for task in tasks:
-                self.stats.bytes_moved += len(task.payload.data)
+                self.stats.bytes_moved += task.payload.shipped_bytes
                 span = task.payload.span
                 chunks = max(1, math.ceil(span.frames / task.setup.chunk_frames))
                 label = f"{task.label} segment {span.index}".strip()

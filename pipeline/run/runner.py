@@ -20,6 +20,7 @@ from pipeline.media.decode import DecodeStats
 from pipeline.media.mux import VideoWriter
 from pipeline.media.output_path import OutputTarget
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import SequenceInfo
 from pipeline.media.sequence_output import SequenceTarget, SequenceWriter, any_output_target
 from pipeline.media.streaming import spooled_input
 from pipeline.media.window import Window
@@ -345,7 +346,10 @@ def _warn_about_input(stats: DecodeStats) -> None:
 
 def _segment_input_stats(info: MediaInfo, frames_planned: int) -> DecodeStats:
     """What the demux pass that planned the segments found wrong with the input: frames
-    the container announced, by count or by duration, that no segment holds."""
+    the container announced, by count or by duration, that no segment holds (a frame
+    sequence's listing is all there is)."""
+    if isinstance(info, SequenceInfo):
+        return DecodeStats()
     index = index_packets(info)
     shown = [p for p, s in zip(index.pts, index.shown, strict=True) if s and p is not None]
     missing = max(

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 from pipeline.errors import PipelineError
 from pipeline.media.mux import VideoWriter
 from pipeline.media.probe import MediaInfo
+from pipeline.media.sequence import SequenceInfo
+from pipeline.media.sequence_output import SequenceWriter
 from pipeline.plan.segments import SegmentSpan, iter_payloads
+from pipeline.plan.sequence_segments import sequence_payloads
 from pipeline.run.progress import ProgressTracker
 from pipeline.run.segment_worker import EncodedSegment, SegmentSetup, SegmentTask
 from pipeline.run.workdir import WorkDir
@@ -29,7 +32,7 @@ class SegmentJob:
         self,
         info: MediaInfo,
         spans: list[SegmentSpan],
-        writer: VideoWriter,
+        writer: VideoWriter | SequenceWriter,
         work: WorkDir | None,
         tracker: ProgressTracker,
     ) -> None:
@@ -53,8 +56,13 @@ class SegmentJob:
     def tasks(
         self, setup: SegmentSetup, shared_storage: bool, label: str = ""
     ) -> Iterator[SegmentTask]:
-        """The tasks of the segments not kept from an earlier run, in plan order."""
+        """The tasks of the segments not kept from an earlier run, in plan order (a frame
+        sequence's segments name their files: workers read them where they lie)."""
         skip = frozenset(self.reused)
+        if isinstance(self.info, SequenceInfo):
+            for frames in sequence_payloads(self.info, self.spans, skip):
+                yield SegmentTask(setup, frames, label=label)
+            return
         for payload in iter_payloads(self.info, self.spans, skip, shared_storage):
             yield SegmentTask(setup, payload, label=label)
 

@@ -1,9 +1,11 @@
 """Segment work, on a worker: decode a segment's packets, restore, encode, return packets.
 
 Frames are restored in chunks by the same ``ChunkRestorer`` the chunk mode uses, then
-encoded with the output writer's ``EncodeSpec``, so the packets mux into the output's one
-video stream. Only the frames the segment owns (by pts) are kept; their pts must be
-exactly the ones the plan expects, or the segment fails rather than shift a frame.
+encoded with the output writer's spec, so the packets mux into the output's one video
+stream (or, for a sequence output, are the image files it writes). A frame sequence's
+segment is read from its files instead of decoded from packets. Only the frames the
+segment owns (by pts) are kept; their pts must be exactly the ones the plan expects, or
+the segment fails rather than shift a frame.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from pipeline.frames import Chunk, VideoFormat
 from pipeline.media.context import with_context
 from pipeline.media.encoder import EncodedPacket, EncodeSpec, PacketEncoder
 from pipeline.media.planes import convert_layout, frame_to_planes
+from pipeline.media.sequence_output import ImageEncoder, ImageSpec
 from pipeline.plan.segments import SegmentPayload
+from pipeline.plan.sequence_segments import SequencePayload
 from pipeline.run.worker import ChunkRestorer
 
 log = logging.getLogger(__name__)
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 class SegmentSetup:
     """Per input file: the output encoder, the input and output layouts, the chunk size."""
 
-    spec: EncodeSpec
+    spec: EncodeSpec | ImageSpec  # a video stream's, or a frame sequence's image files
     in_fmt: VideoFormat
     out_fmt: VideoFormat
     chunk_frames: int
@@ -38,10 +42,11 @@ class SegmentSetup:
 
 @dataclass
 class SegmentTask:
-    """What a worker receives: a segment's packets and how to restore and encode them."""
+    """What a worker receives: a segment's packets (or frame files) and how to restore
+    and encode them."""
 
     setup: SegmentSetup
-    payload: SegmentPayload
+    payload: SegmentPayload | SequencePayload
     label: str = ""  # names the file in messages (batches)
 
 
@@ -59,7 +64,12 @@ class EncodedSegment:
     frames_rescaled: int = 0  # of another size than the stream's, rescaled to it
 
 
-def _decoded(payload: SegmentPayload, stats: dict[str, int]) -> Iterator[av.VideoFrame]:
+def _decoded(
+    payload: SegmentPayload | SequencePayload, stats: dict[str, int]
+) -> Iterator[av.VideoFrame]:
+    if isinstance(payload, SequencePayload):
+        yield from payload.frames()
+        return
     params = payload.decoder
     cc = av.CodecContext.create(params.codec, "r")
     if params.extradata:
@@ -83,7 +93,8 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
     payload, setup = task.payload, task.setup
     span = payload.span
     stats = {"packets_dropped": 0, "frames_corrupt": 0, "frames_rescaled": 0, "context": 0}
-    encoder = PacketEncoder(setup.spec)
+    spec = setup.spec
+    encoder = ImageEncoder(spec) if isinstance(spec, ImageSpec) else PacketEncoder(spec)
     packets: list[EncodedPacket] = []
     kept: list[int] = []
     chunks = _chunks(payload, setup, stats)
@@ -107,7 +118,9 @@ def restore_segment(restorer: ChunkRestorer, task: SegmentTask) -> EncodedSegmen
                           frames_rescaled=stats["frames_rescaled"])  # fmt: skip
 
 
-def _chunks(payload: SegmentPayload, setup: SegmentSetup, stats: dict[str, int]) -> Iterator[Chunk]:
+def _chunks(
+    payload: SegmentPayload | SequencePayload, setup: SegmentSetup, stats: dict[str, int]
+) -> Iterator[Chunk]:
     """The segment's own frames in chunks of ``chunk_frames``, its neighbours' border
     frames before and after them as chunks with no own frame (context only)."""
     span, in_fmt, size = payload.span, setup.in_fmt, setup.chunk_frames
@@ -119,7 +132,7 @@ def _chunks(payload: SegmentPayload, setup: SegmentSetup, stats: dict[str, int])
 
     def flush() -> Chunk:
         nonlocal buffers, rows, first
-        chunk = Chunk(span.index, first, list(pts_list), payload.decoder.time_base, in_fmt,
+        chunk = Chunk(span.index, first, list(pts_list), payload.time_base, in_fmt,
                       tuple(b[:rows] for b in buffers))  # fmt: skip
         buffers = [np.empty_like(b) for b in buffers]  # the chunk keeps the filled ones
         first += len(pts_list)

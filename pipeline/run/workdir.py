@@ -26,6 +26,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.media.encoder import EncodedPacket
 from pipeline.media.sequence import is_sequence_path, sequence_fingerprint
+from pipeline.media.sequence_output import is_sequence_output
 from pipeline.plan.segments import SegmentSpan
 from pipeline.run.segment_worker import EncodedSegment
 from pipeline.tempfiles import sweep_stale_writes, write_atomic
@@ -246,8 +247,11 @@ def _checksum(data: bytes, table: bytes) -> str:
 
 def default_work_dir(dst: str | os.PathLike) -> Path:
     """Beside the output: ``.NAME.work`` (hidden, same file system as the output); for a
-    name too long for that, ``.NAM~<hash>.work``, cut to fit and still one per output."""
+    name too long for that, ``.NAM~<hash>.work``, cut to fit and still one per output.
+    A sequence's is beside its folder (the folder holds its frames only)."""
     dst = Path(dst).absolute()
+    if is_sequence_output(dst):
+        dst = dst.parent
     name = f".{dst.name}.work"
     if len(os.fsencode(name)) > name_max(dst.parent):
         tag = "~" + hashlib.sha256(os.fsencode(dst.name)).hexdigest()[:12] + ".work"

@@ -75,8 +75,14 @@ class ChunkRestorer:
         return replace(chunk, fmt=out_fmt, planes=planes_out, context_before=0, context_after=0)
 
     def _rgb(self, chunk: Chunk, rows: slice) -> torch.Tensor:
-        planes = [torch.from_numpy(p[rows].astype(np.int32)).to(self.device) for p in chunk.planes]
-        return yuv_to_rgb(planes, chunk.fmt)
+        sample = np.float32 if chunk.fmt.is_float else np.int32
+        planes = [torch.from_numpy(p[rows].astype(sample)).to(self.device) for p in chunk.planes]
+        rgb = yuv_to_rgb(planes, chunk.fmt)
+        if chunk.fmt.is_float and not self.graph.is_identity:
+            # Stages are made for 0..1 (networks were trained on it): float frames beyond
+            # it are clipped here, and the job plan says so (``pipeline.plan.job``).
+            rgb = rgb.clamp_(0.0, 1.0)
+        return rgb
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(self.graph.stage_seconds)
