@@ -22,6 +22,7 @@ import av
 
 from pipeline.errors import OutputError
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
+from pipeline.media.output_checks import warn_lost_planes
 from pipeline.media.output_path import OutputTarget, check_output, output_target
 from pipeline.media.planes import planes_to_frame
 from pipeline.media.probe import MediaInfo
@@ -154,11 +155,11 @@ def any_output_target(
 
 def sequence_output_format(fmt: VideoFormat) -> VideoFormat:
     """Frames for an image sequence travel as planar RGB of the source's depth (a YUV
-    source is converted to RGB on the workers, in float)."""
+    source is converted to RGB on the workers, in float). No alpha plane: the writer says so."""
     if fmt.is_rgb:
-        return fmt
+        return replace(fmt, alpha=False)
     pix_fmt = {8: "gbrp", 10: "gbrp10le", 12: "gbrp12le"}.get(fmt.bit_depth, "gbrp16le")
-    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"))
+    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"), alpha=False)
 
 
 class SequenceWriter:
@@ -174,6 +175,7 @@ class SequenceWriter:
         assert parts is not None
         _, self._prefix, self._suffix, self._digits = parts
         codec = IMAGE_CODECS[extension(self._suffix)]
+        warn_lost_planes(src, out_fmt, codec, stacklevel=4)
         self._pix_fmt = IMAGE_PIX_FMTS[codec][out_fmt.bit_depth]
         self._encoder = av.CodecContext.create(codec, "w")
         self._encoder.width, self._encoder.height = out_fmt.width, out_fmt.height
@@ -188,7 +190,7 @@ class SequenceWriter:
             raise OutputError(f"a frame sequence needs RGB frames, not {chunk.fmt.pix_fmt}")
         for i, pts in enumerate(chunk.pts):
             planes = tuple(p[i] for p in chunk.planes)
-            frame = planes_to_frame(planes, chunk.fmt.pix_fmt).reformat(format=self._pix_fmt)
+            frame = planes_to_frame(planes, chunk.fmt.layout).reformat(format=self._pix_fmt)
             frame.pts = pts
             data = b"".join(bytes(p) for p in self._encoder.encode(frame))
             number = self._first + pts if self._first is not None else self.frames_written + 1
