@@ -9,8 +9,8 @@ The rules, kept in one place so no writer forgets one:
 * what a job reads, or writes under another name, is never written (``refuse_clash``),
   whether it is spelled differently, reached through a link or a hard link, or does not
   exist yet;
-* a name derived from the one given (a hidden temporary name, a work directory) fits
-  wherever that one fits (``fitted``);
+* a name derived from the one given (a hidden temporary name, a work directory,
+  compare's side files) fits wherever that one fits (``fitted``, ``fitted_name``);
 * running out of space is an output error (exit 2) that says so (``write_error``).
 """
 
@@ -82,6 +82,18 @@ def fitted(text: str, room: int) -> str:
     while text and len(os.fsencode(text)) > room:
         text = text[:-1]
     return text
+
+
+def fitted_name(folder: str | os.PathLike, stem: str, suffix: str) -> str:
+    """``stem + suffix`` where it fits ``folder``'s name limit, else the stem cut with a
+    digest of the whole stem before ``suffix``: a file named after a long name (compare's
+    side files) fits, gets the same name every run, and two long names that share their
+    start still get two names."""
+    name = stem + suffix
+    if len(os.fsencode(name)) <= name_max(folder):
+        return name
+    tag = "-" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    return fitted(stem, name_max(folder) - len(os.fsencode(tag + suffix))) + tag + suffix
 
 
 def content_digest(path: str | os.PathLike) -> str:
