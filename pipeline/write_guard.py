@@ -9,6 +9,9 @@ The rules, kept in one place so no writer forgets one:
 * what a job reads, or writes under another name, is never written (``refuse_clash``),
   whether it is spelled differently, reached through a link or a hard link, or does not
   exist yet;
+* the file this run's own messages go to (``/dev/stderr`` or ``/proc/self/fd/2`` naming a
+  log file, or that file by name) is never written (``is_own_log``): replacing it loses
+  the log and the run's later messages, writing into it mixes them into the video;
 * a name derived from the one given (a hidden temporary name, a work directory,
   compare's side files) fits wherever that one fits (``fitted``, ``fitted_name``);
 * running out of space is an output error (exit 2) that says so (``write_error``).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,6 +58,15 @@ def refuse_clash(
     for name, other in others.items():
         if other is not None and os.fspath(other) != "-" and same_file(dst, other):
             raise OutputError(f"{what} {dst} is {name}; write it elsewhere")
+
+
+def is_own_log(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the regular file this process's standard error writes to."""
+    try:
+        log, target = os.fstat(2), os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(log.st_mode) and os.path.samestat(log, target)
 
 
 def is_disk_full(exc: OSError) -> bool:
