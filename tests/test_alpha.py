@@ -28,6 +28,8 @@ execution: {executor: inline, chunk_frames: 4, num_workers: 1, device: cpu,
             segment_seconds: 0.2}
 """
 UNSHARP = "[{id: sharpen, type: unsharp}]"
+#: Chunks carry neighbours' frames (and their alpha) for it; only their own come out.
+TEMPORAL = "[{id: fuse, type: temporal, radius: 2}]"
 
 
 def pipe(stages: str = "[]", *overrides: str) -> Pipeline:
@@ -81,7 +83,7 @@ def assert_prores_alpha(got: str | os.PathLike, src: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["yuva420p", "yuva444p", "yuva422p10le"])
-@pytest.mark.parametrize("stages", ["[]", UNSHARP])
+@pytest.mark.parametrize("stages", ["[]", UNSHARP, TEMPORAL])
 def test_ffv1_keeps_alpha_bit_exact_inline(sources, tmp_path, fmt, stages):
     """Regression: alpha was dropped with FFV1 output (said once, but lost)."""
     with warnings.catch_warnings(record=True) as caught:
