@@ -3,6 +3,7 @@
 Frames travel as planar YUV (the stream's own pixel layout, uint8 or uint16): this
 keeps a graph with no stage bit-exact, halves transfer size for 4:2:0 and lets the
 worker do YUV <-> RGB in float (``pipeline.media.colour``), never squashed through 8 bits.
+An alpha plane travels beside them only where the output keeps it (``pipeline.media.alpha``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,23 @@ SUPPORTED_PIX_FMTS = (
 #: The float transport: an EXR's half or float samples, as 32-bit floats.
 FLOAT_PIX_FMT = "gbrpf32le"
 
+#: The layout with an alpha plane of each transport format that FFmpeg has one for
+#: (4:2:0 at 12 bits has none): what frames travel in when the output keeps alpha.
+ALPHA_PIX_FMTS = {
+    "yuv420p": "yuva420p",
+    "yuv422p": "yuva422p",
+    "yuv444p": "yuva444p",
+    "yuv420p10le": "yuva420p10le",
+    "yuv422p10le": "yuva422p10le",
+    "yuv444p10le": "yuva444p10le",
+    "yuv422p12le": "yuva422p12le",
+    "yuv444p12le": "yuva444p12le",
+    "gbrp": "gbrap",
+    "gbrp10le": "gbrap10le",
+    "gbrp12le": "gbrap12le",
+    "gbrp16le": "gbrap16le",
+}
+
 
 @dataclass(frozen=True)
 class ColorInfo:
@@ -51,12 +69,15 @@ class ColorInfo:
 
 @dataclass(frozen=True)
 class VideoFormat:
-    """Geometry, pixel layout and colour of a frame sequence."""
+    """Geometry, pixel layout and colour of a frame sequence. ``alpha``: the frames carry
+    the source's alpha plane too (full range, luma size, the same depth), because the
+    output keeps it; the stages never see it."""
 
     width: int
     height: int
     pix_fmt: str
     color: ColorInfo
+    alpha: bool = False
 
     @property
     def bit_depth(self) -> int:
@@ -73,6 +94,12 @@ class VideoFormat:
     def is_rgb(self) -> bool:
         """Planar RGB (planes G, B, R, full range), not YUV."""
         return self.pix_fmt.startswith("gbrp")
+
+    @property
+    def layout(self) -> str:
+        """The pixel format of every plane a chunk carries: ``pix_fmt``, with alpha its
+        ``ALPHA_PIX_FMTS`` variant."""
+        return ALPHA_PIX_FMTS[self.pix_fmt] if self.alpha else self.pix_fmt
 
     @property
     def chroma_shift(self) -> tuple[int, int]:
@@ -92,7 +119,8 @@ class VideoFormat:
     def plane_shapes(self) -> list[tuple[int, int]]:
         sx, sy = self.chroma_shift
         cw, ch = -(-self.width // (1 << sx)), -(-self.height // (1 << sy))
-        return [(self.height, self.width), (ch, cw), (ch, cw)]
+        alpha = [(self.height, self.width)] if self.alpha else []
+        return [(self.height, self.width), (ch, cw), (ch, cw), *alpha]
 
     def with_size(self, width: int, height: int) -> VideoFormat:
         return replace(self, width=width, height=height)
@@ -104,7 +132,8 @@ class Chunk:
 
     ``planes`` holds Y, U, V stacked over frames: shapes (N, H, W), (N, Hc, Wc) x 2,
     values in the native bit depth (0..255, 0..1023 or 0..4095; float32 for EXR, 0..1
-    nominal, any value carried). For temporal stages the
+    nominal, any value carried); with ``fmt.alpha`` a fourth, the alpha plane (N, H, W).
+    For temporal stages the
     planes also hold ``context_before`` frames before the chunk's own and ``context_after``
     after them (neighbours that are read, never emitted); ``pts`` and ``len`` count the
     chunk's own frames only.
@@ -115,7 +144,7 @@ class Chunk:
     pts: list[int]
     time_base: Fraction
     fmt: VideoFormat
-    planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    planes: tuple[np.ndarray, ...]
     context_before: int = 0
     context_after: int = 0
 

@@ -9,8 +9,11 @@ The rules, kept in one place so no writer forgets one:
 * what a job reads, or writes under another name, is never written (``refuse_clash``),
   whether it is spelled differently, reached through a link or a hard link, or does not
   exist yet;
-* a name derived from the one given (a hidden temporary name, a work directory) fits
-  wherever that one fits (``fitted``);
+* the file this run's own messages go to (``/dev/stderr`` or ``/proc/self/fd/2`` naming a
+  log file, or that file by name) is never written (``is_own_log``): replacing it loses
+  the log and the run's later messages, writing into it mixes them into the video;
+* a name derived from the one given (a hidden temporary name, a work directory,
+  compare's side files) fits wherever that one fits (``fitted``, ``fitted_name``);
 * running out of space is an output error (exit 2) that says so (``write_error``).
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,6 +60,15 @@ def refuse_clash(
             raise OutputError(f"{what} {dst} is {name}; write it elsewhere")
 
 
+def is_own_log(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the regular file this process's standard error writes to."""
+    try:
+        log, target = os.fstat(2), os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(log.st_mode) and os.path.samestat(log, target)
+
+
 def is_disk_full(exc: OSError) -> bool:
     """Whether a failed write ran out of space (or quota)."""
     return exc.errno in _FULL
@@ -82,6 +95,18 @@ def fitted(text: str, room: int) -> str:
     while text and len(os.fsencode(text)) > room:
         text = text[:-1]
     return text
+
+
+def fitted_name(folder: str | os.PathLike, stem: str, suffix: str) -> str:
+    """``stem + suffix`` where it fits ``folder``'s name limit, else the stem cut with a
+    digest of the whole stem before ``suffix``: a file named after a long name (compare's
+    side files) fits, gets the same name every run, and two long names that share their
+    start still get two names."""
+    name = stem + suffix
+    if len(os.fsencode(name)) <= name_max(folder):
+        return name
+    tag = "-" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:8]
+    return fitted(stem, name_max(folder) - len(os.fsencode(tag + suffix))) + tag + suffix
 
 
 def content_digest(path: str | os.PathLike) -> str:

@@ -216,3 +216,22 @@ def test_a_full_disk_is_an_output_error_and_leaves_nothing(
     with pytest.raises(OutputError, match="disk full"):
         compare([clips["a"], clips["flicker"]], disk / "side.mkv")
     assert [p.name for p in disk.iterdir()] == ["filler"]
+
+
+def test_a_long_output_name_gets_side_files_that_fit(clips: dict[str, str], tmp_path: Path):
+    """Regression: a 250-byte -o name was refused: ``<stem>.quality.csv`` was too long.
+    The side files' stem is cut with a digest of the whole one, the same on every run,
+    and the result names them."""
+    out = tmp_path / ("q" * 246 + ".png")
+    result = compare([clips["a"]], out, frames="0", reference=clips["a"])
+    written = [Path(p) for p in result["written"]]
+    assert written[0] == out and all(len(os.fsencode(p.name)) <= 255 for p in written)
+    assert [p.name[-12:] for p in written[1:]] == [".quality.csv", ".quality.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
+    other = tmp_path / ("q" * 245 + "r.png")  # the same start: other side files
+    again = compare([clips["a"]], other, frames="0", reference=clips["a"])["written"]
+    assert not set(again[1:]) & set(result["written"])
+    assert (
+        compare([clips["a"]], out, frames="0", reference=clips["a"], overwrite=True)["written"]
+        == result["written"]
+    )

@@ -1,4 +1,5 @@
-"""Bit depth and alpha: kept where the output codec can, otherwise said once."""
+"""Bit depth and alpha: kept where the output codec can, otherwise said once (alpha:
+``tests/test_alpha.py``)."""
 
 from __future__ import annotations
 
@@ -60,14 +61,3 @@ def test_12_bit_into_an_encoder_without_it_says_so_once_and_keeps_10(tmp_path: P
     said = [str(w.message) for w in caught if "12" in str(w.message)]
     assert len(said) == 1 and "yuv420p10le" in said[0]
     assert planes(tmp_path / "out.mp4")[0] == "yuv420p10le"
-
-
-def test_alpha_that_cannot_be_kept_is_said_once(tmp_path: Path):
-    """Regression: yuva420p lost its alpha plane without a word."""
-    src = make_ffv1(tmp_path / "in.mkv", "yuva420p")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        summary = run(src, tmp_path / "out.mkv")
-    said = [str(w.message) for w in caught if "alpha" in str(w.message)]
-    assert len(said) == 1 and "yuva420p" in said[0]
-    assert summary.frames_out == 4

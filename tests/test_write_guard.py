@@ -63,3 +63,30 @@ def test_exporting_weights_over_the_checkpoint_is_refused(tmp_path: Path) -> Non
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(ckpt), "--name", "net", "--out-dir", str(tmp_path)])
     assert ckpt.read_bytes() == b"a training checkpoint"
+
+
+@pytest.mark.parametrize("name", ["/dev/stderr", "/proc/self/fd/2", "log.mkv"])
+def test_the_runs_own_log_is_never_its_output(tmp_path: Path, name: str) -> None:
+    """Regression: ``-o /dev/stderr -y 2>> run.log`` replaced the log with the video (its
+    earlier lines gone, the run's later messages written into the unlinked file). Writing
+    the video into it instead would mix the run's messages into the video: refused, the
+    log kept and told why."""
+    import subprocess
+    import sys
+
+    from tests.media_factory import make_clip
+
+    clip = make_clip(tmp_path / "in.mkv", width=32, height=32, frames=2)
+    log = tmp_path / "log.mkv"
+    log.write_text("earlier lines\n")
+    out = str(log) if name == "log.mkv" else name
+    with open(log, "a") as stderr:
+        result = subprocess.run(
+            [sys.executable, "run_pipeline.py", "run", "-c", "configs/passthrough.yaml",
+             "-i", clip, "-o", out, "-y"],
+            stderr=stderr, timeout=120, cwd=Path(__file__).parents[1],
+        )  # fmt: skip
+    text = log.read_text()
+    assert result.returncode == 2 and text.startswith("earlier lines\n")
+    assert "standard error" in text and "write it elsewhere" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv", "log.mkv"]

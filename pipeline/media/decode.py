@@ -158,7 +158,7 @@ class ChunkReader:
             if (frame.width, frame.height) != (fmt.width, fmt.height):
                 frame = frame.reformat(width=fmt.width, height=fmt.height)
                 self.stats.frames_rescaled += 1  # said once, in the summary
-            planes = frame_to_planes(convert_layout(frame, fmt.pix_fmt, fmt.color), fmt)
+            planes = frame_to_planes(convert_layout(frame, fmt.layout, fmt.color), fmt)
             slot = len(pts_list)
             if slot == len(buffers[0]):
                 buffers = [_grown(b, n) for b in buffers]

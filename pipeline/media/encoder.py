@@ -42,7 +42,7 @@ def add_video_stream(out: av.container.OutputContainer, spec: EncodeSpec) -> Any
         options = {**options, "x265-params": ":".join(filter(None, [params, "log-level=error"]))}
     stream = out.add_stream(spec.codec, rate=spec.rate, options=dict(options))
     stream.width, stream.height = spec.fmt.width, spec.fmt.height
-    stream.pix_fmt = spec.fmt.pix_fmt
+    stream.pix_fmt = spec.fmt.layout
     stream.time_base = spec.time_base
     cc = stream.codec_context
     cc.time_base = spec.time_base
@@ -60,11 +60,10 @@ def chunk_to_frames(chunk: Chunk, spec: EncodeSpec) -> Iterator[av.VideoFrame]:
     fmt = chunk.fmt
     tags = color_tags(spec.fmt)
     rescale = chunk.time_base != spec.time_base
-    y, u, v = chunk.planes
     for i, pts in enumerate(chunk.pts):
-        frame = planes_to_frame((y[i], u[i], v[i]), fmt.pix_fmt)
-        if fmt.pix_fmt != spec.fmt.pix_fmt:
-            frame = convert_layout(frame, spec.fmt.pix_fmt, spec.fmt.color)
+        frame = planes_to_frame([p[i] for p in chunk.planes], fmt.layout)
+        if fmt.layout != spec.fmt.layout:
+            frame = convert_layout(frame, spec.fmt.layout, spec.fmt.color)
         for attr, value in tags.items():
             setattr(frame, attr, value)
         frame.pts = round(pts * chunk.time_base / spec.time_base) if rescale else pts

@@ -150,7 +150,7 @@ class VideoWriter:
             rate=self.src.video.avg_rate or Fraction(25),
             field_order=self.src.video.field_order,
         )
-        warn_lost_planes(self.src)
+        warn_lost_planes(self.src, self.fmt, codec, options)
         warn_interlaced(self.src)
         try:
             stream = add_video_stream(self._out, self.spec)

@@ -1,4 +1,4 @@
-"""What the output keeps of the source, said once: planes the transport leaves behind,
+"""What the output keeps of the source, said once: planes the output leaves behind,
 interlacing, and what a muxer changed silently in the finished file (colour tags, the
 field order, a shift of every timestamp).
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from fractions import Fraction
 
 import av
 
 from pipeline.frames import VideoFormat
+from pipeline.media.alpha import ALPHA_KEEPERS, has_alpha
 from pipeline.media.planes import FIELD_ORDER_NAMES, MATRIX_NAMES, RANGE_NAMES
 from pipeline.media.probe import MediaInfo
 from pipeline.media.stream_colour import assumed_color
@@ -30,17 +32,30 @@ def notice(message: str, stacklevel: int = 4) -> None:
     log.info(message)
 
 
-def warn_lost_planes(src: MediaInfo) -> None:
-    """Say what the transport format leaves behind: an alpha plane (the stages restore
-    colour only) and bits beyond 12. A depth the encoder cannot take is said by
-    ``pick_output_format``."""
+def warn_lost_planes(
+    src: MediaInfo,
+    out_fmt: VideoFormat,
+    encoder: str,
+    options: Mapping[str, object] | None = None,
+    stacklevel: int = 5,
+) -> None:
+    """Say what the output leaves behind: an alpha plane that ``encoder`` (with these
+    ``options``) cannot keep, naming the encoders that would, and bits beyond 12. A depth
+    the encoder cannot take is said by ``pick_output_format``."""
     source = src.video.source_pix_fmt
     desc = av.VideoFormat(source)
-    if any(c.is_alpha for c in desc.components):
-        notice(f"input {source} has an alpha plane; restored without it (the output has none)", 5)
+    if has_alpha(source) and not out_fmt.alpha:
+        profile = (options or {}).get("profile")
+        writer = encoder if profile is None else f"{encoder} (profile {profile})"
+        notice(
+            f"input {source} has an alpha plane; {writer} cannot keep it, so the output has "
+            f"none ({ALPHA_KEEPERS} would keep it)",
+            stacklevel,
+        )
     depth = max(c.bits for c in desc.components)
-    if depth > src.video.fmt.bit_depth and depth > 10:
-        notice(f"input {source} is {depth}-bit; restored at {src.video.fmt.bit_depth} bits", 5)
+    kept = src.video.fmt.bit_depth
+    if depth > kept and depth > 10:
+        notice(f"input {source} is {depth}-bit; restored at {kept} bits", stacklevel)
 
 
 def warn_interlaced(src: MediaInfo) -> None:

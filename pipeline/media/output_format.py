@@ -16,7 +16,14 @@ from functools import lru_cache
 import av
 
 from pipeline.errors import ConfigError
-from pipeline.frames import FLOAT_PIX_FMT, SUPPORTED_PIX_FMTS, ColorInfo, VideoFormat
+from pipeline.frames import (
+    ALPHA_PIX_FMTS,
+    FLOAT_PIX_FMT,
+    SUPPORTED_PIX_FMTS,
+    ColorInfo,
+    VideoFormat,
+)
+from pipeline.media.alpha import keeps_alpha
 from pipeline.media.planes import RANGE_NAMES, tag_value
 
 log = logging.getLogger(__name__)
@@ -68,7 +75,9 @@ def pick_output_format(
 ) -> VideoFormat:
     """The output format for ``codec``: ``pix_fmt`` (default: the source's) if the encoder
     takes it at this frame size with these encoder ``options`` (their ``profile``: DNxHR
-    opens only with one), else the nearest one it does take, with a warning."""
+    opens only with one), else the nearest one it does take, with a warning. A source
+    that carries alpha (``src_fmt.alpha``) keeps it where the encoder can (the nearest
+    layout with alpha first); ``VideoWriter`` says so where it cannot."""
     profile = (options or {}).get("profile")
     profile = None if profile is None else str(profile)
     wanted = pix_fmt or src_fmt.pix_fmt
@@ -84,20 +93,26 @@ def pick_output_format(
         (f for f in usable if f in offered or not offered),
         key=lambda f: _layout_distance(wanted, f),
     )
-    for candidate in candidates:
-        size = (src_fmt.width, src_fmt.height)
-        if _encoder_accepts(codec, *size, candidate, src_fmt.color.range, profile):
-            if candidate != wanted:
+    size = (src_fmt.width, src_fmt.height)
+    choices = [replace(src_fmt, pix_fmt=c, alpha=False) for c in candidates]
+    if src_fmt.alpha and keeps_alpha(codec, options):
+        with_alpha = [c for c in SUPPORTED_PIX_FMTS if ALPHA_PIX_FMTS.get(c) in offered]
+        with_alpha.sort(key=lambda f: _layout_distance(wanted, f))
+        choices = [replace(src_fmt, pix_fmt=c, alpha=True) for c in with_alpha] + choices
+    for choice in choices:
+        if _encoder_accepts(codec, *size, choice.layout, src_fmt.color.range, profile):
+            asked = ALPHA_PIX_FMTS.get(wanted, wanted) if choice.alpha else wanted
+            if choice.layout != asked:
                 message = (
-                    f"{codec} cannot encode {wanted} at {src_fmt.width}x{src_fmt.height}; "
-                    f"writing {candidate} instead"
+                    f"{codec} cannot encode {asked} at {src_fmt.width}x"
+                    f"{src_fmt.height}; writing {choice.layout} instead"
                 )
                 warnings.warn(message, stacklevel=2)  # the caller of pick_output_format
                 log.info(message)
-            if src_fmt.is_rgb and not candidate.startswith("gbrp"):
+            if src_fmt.is_rgb and not choice.is_rgb:
                 # RGB frames (a sequence) become YUV video in its usual tags: BT.709, limited.
-                return replace(src_fmt, pix_fmt=candidate, color=ColorInfo())
-            return replace(src_fmt, pix_fmt=candidate)
+                return replace(choice, color=ColorInfo())
+            return choice
     profile_note = f" with profile {profile}" if profile else ""
     raise ConfigError(
         f"{codec} accepts none of {SUPPORTED_PIX_FMTS} at {src_fmt.width}x{src_fmt.height} "

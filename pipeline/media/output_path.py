@@ -8,6 +8,7 @@ complete: the last run to finish wins, whole. A link is written through
 file is created up front, which also proves the folder is writable before a frame is
 decoded. A FIFO or a character device (``/dev/null``, a terminal) is written as a
 stream, like ``-o -``: replacing it with a regular file would break whatever reads it.
+The run's own standard error, a log file, is never an output (``write_guard.is_own_log``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pipeline.tempfiles import owned_name, sweep_stale
 from pipeline.write_guard import (
     OWNER_BYTES,
     fitted,
+    is_own_log,
     name_max,
     resolve,
     same_file,
@@ -88,6 +90,11 @@ def check_output(
     if is_stdio(dst):
         return True
     path = resolve(dst)  # a link is written through: the file it names is replaced
+    if is_own_log(dst):
+        raise OutputError(
+            f"{dst} is this run's standard error ({path}), where its messages go; the video "
+            "would replace that log or be mixed with the messages: write it elsewhere"
+        )
     if any(same_file(i, path) for i in inputs if not is_stdio(i)):
         # Even with -y: the input is still being read when the output replaces it.
         raise OutputError(f"{dst} is the input file; write the output elsewhere")

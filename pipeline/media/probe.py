@@ -84,7 +84,8 @@ def transport_pix_fmt(source_pix_fmt: str) -> str:
     8-bit sources keep 4:2:0 / 4:2:2 / 4:4:4 (``yuvj*`` and ``nv12`` included); 9- and
     10-bit sources become the 10-bit variant, deeper ones the 12-bit variant; RGB, grey,
     palette and exotic subsamplings become 4:4:4 so that no chroma detail is thrown away
-    on the way in. An alpha plane is not carried (``VideoWriter`` says so).
+    on the way in. An alpha plane travels beside them only where the output keeps it
+    (``pipeline.plan.job``); elsewhere ``VideoWriter`` says it is dropped.
     """
     try:
         desc = av.VideoFormat(source_pix_fmt)

@@ -26,6 +26,7 @@ import numpy as np
 from pipeline.errors import OutputError
 from pipeline.frames import Chunk, ColorInfo, VideoFormat
 from pipeline.media.encoder import EncodedPacket
+from pipeline.media.output_checks import warn_lost_planes
 from pipeline.media.output_path import OutputTarget, check_output, output_target, prepare_output
 from pipeline.media.planes import planes_to_frame
 from pipeline.media.probe import MediaInfo
@@ -168,11 +169,11 @@ def any_output_target(
 
 def sequence_output_format(fmt: VideoFormat) -> VideoFormat:
     """Frames for an image sequence travel as planar RGB of the source's depth (a YUV
-    source is converted to RGB on the workers, in float)."""
+    source is converted to RGB on the workers, in float). No alpha plane: the writer says so."""
     if fmt.is_rgb:
-        return fmt
+        return replace(fmt, alpha=False)
     pix_fmt = {8: "gbrp", 10: "gbrp10le", 12: "gbrp12le"}.get(fmt.bit_depth, "gbrp16le")
-    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"))
+    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"), alpha=False)
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class SequenceWriter:
         assert parts is not None
         _, self._prefix, self._suffix, self._digits = parts
         codec = IMAGE_CODECS[extension(self._suffix)]
+        warn_lost_planes(src, out_fmt, codec, stacklevel=4)
         pix_fmt = IMAGE_PIX_FMTS[codec][out_fmt.bit_depth]
         if out_fmt.is_float and codec != "exr":
             message = f"{codec} holds 16 bits: OpenEXR values outside 0..1 are clipped"

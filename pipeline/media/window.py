@@ -90,13 +90,10 @@ class Crop:
         """The chunk's frames cut to this crop (copies: a chunk must not pin whole frames)."""
         fmt = chunk.fmt.with_size(self.width, self.height)
         sx, sy = chunk.fmt.chroma_shift
+        luma, chroma = (self.x, self.y), (self.x >> sx, self.y >> sy)
+        offsets = [luma, chroma, chroma, luma][: len(chunk.planes)]  # Y, U, V, alpha
         planes = []
-        for plane, (h, w), (ox, oy) in zip(
-            chunk.planes,
-            fmt.plane_shapes(),
-            [(self.x, self.y), (self.x >> sx, self.y >> sy), (self.x >> sx, self.y >> sy)],
-            strict=True,
-        ):
+        for plane, (h, w), (ox, oy) in zip(chunk.planes, fmt.plane_shapes(), offsets, strict=True):
             planes.append(np.ascontiguousarray(plane[:, oy : oy + h, ox : ox + w]))
         return replace(chunk, fmt=fmt, planes=tuple(planes))
 

@@ -37,7 +37,7 @@ def describe_plan(
         "output": {
             "width": out_fmt.width,
             "height": out_fmt.height,
-            "pix_fmt": out_fmt.pix_fmt,
+            "pix_fmt": out_fmt.layout,
             "codec": config.output.codec,
         },
         "chunks": {

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pipeline.frames import VideoFormat
+from pipeline.frames import ALPHA_PIX_FMTS, VideoFormat
+from pipeline.media.alpha import has_alpha
 from pipeline.media.output_format import pick_output_format
 from pipeline.media.probe import MediaInfo
 from pipeline.media.sequence import SequenceInfo
@@ -61,6 +62,8 @@ def plan_job(
     graph = graph or StageGraph.from_config(config)
     out_fmt = output_format(config.output, view, graph, sequence_out)
     _warn_about_float(view.video.fmt, graph, out_fmt)
+    if out_fmt.alpha:  # the output keeps the source's alpha plane: frames carry it
+        info, view = with_alpha(info), with_alpha(view)
     spans = segment_plan(config, info, graph, window)
     return JobPlan(info, window, view, graph, out_fmt, encoder_options(config.output),
                    dropped_stream_types(config.output), spans)  # fmt: skip
@@ -70,6 +73,8 @@ def output_format(
     out: OutputConfig, info: MediaInfo, graph: StageGraph, sequence_out: bool = False
 ) -> VideoFormat:
     src = info.video.fmt
+    if has_alpha(info.video.source_pix_fmt) and src.pix_fmt in ALPHA_PIX_FMTS:
+        src = replace(src, alpha=True)  # kept where the output can hold it
     height, width = graph.output_size(src.height, src.width)
     if sequence_out:
         return sequence_output_format(src.with_size(width, height))
@@ -89,6 +94,11 @@ def _warn_about_float(fmt: VideoFormat, graph: StageGraph, out_fmt: VideoFormat)
         return
     warnings.warn(message, stacklevel=3)
     log.info(message)
+
+
+def with_alpha(info: MediaInfo) -> MediaInfo:
+    """``info`` whose frames are decoded with their alpha plane."""
+    return replace(info, video=replace(info.video, fmt=replace(info.video.fmt, alpha=True)))
 
 
 def encoder_options(out: OutputConfig) -> dict[str, str]:

@@ -153,7 +153,7 @@ def _chunks(
         if (frame.width, frame.height) != (in_fmt.width, in_fmt.height):
             frame = frame.reformat(width=in_fmt.width, height=in_fmt.height)
             stats["frames_rescaled"] += own
-        planes = frame_to_planes(convert_layout(frame, in_fmt.pix_fmt, in_fmt.color), in_fmt)
+        planes = frame_to_planes(convert_layout(frame, in_fmt.layout, in_fmt.color), in_fmt)
         for buffer, plane in zip(buffers, planes, strict=True):
             buffer[rows] = plane
         rows += 1

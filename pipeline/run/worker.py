@@ -1,5 +1,7 @@
 """Restores one chunk: YUV planes -> RGB float -> stage graph -> YUV planes.
 
+An alpha plane the chunk carries bypasses the graph (``pipeline.media.alpha``).
+
 The same ``ChunkRestorer`` runs inline in the driver or inside a Ray actor; tensors are
 made here, next to the device, never in the driver.
 """
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.frames import Chunk, VideoFormat
+from pipeline.media.alpha import carried_alpha
 from pipeline.media.colour import rgb_to_yuv, yuv_to_rgb
 from pipeline.plan.graph import StageGraph
 
@@ -55,7 +58,7 @@ class ChunkRestorer:
             for i, plane in enumerate(rgb_to_yuv(rgb, out_fmt)):
                 outs[i].append(plane.cpu().numpy().astype(out_fmt.dtype, copy=False))
         planes_out = tuple(np.concatenate(o) for o in outs)
-        return replace(chunk, fmt=out_fmt, planes=planes_out)
+        return replace(chunk, fmt=out_fmt, planes=planes_out + _alpha(chunk, out_fmt))
 
     def _restore_with_context(self, chunk: Chunk, out_fmt: VideoFormat) -> Chunk:
         """A graph with temporal stages sees the whole chunk, its context frames too, at
@@ -72,11 +75,14 @@ class ChunkRestorer:
             for i, plane in enumerate(step):
                 outs[i].append(plane.cpu().numpy().astype(out_fmt.dtype, copy=False))
         planes_out = tuple(np.concatenate(o) for o in outs)
+        own = slice(chunk.context_before, total - chunk.context_after)
+        planes_out += _alpha(chunk, out_fmt, own)
         return replace(chunk, fmt=out_fmt, planes=planes_out, context_before=0, context_after=0)
 
     def _rgb(self, chunk: Chunk, rows: slice) -> torch.Tensor:
         sample = np.float32 if chunk.fmt.is_float else np.int32
-        planes = [torch.from_numpy(p[rows].astype(sample)).to(self.device) for p in chunk.planes]
+        planes = [torch.from_numpy(p[rows].astype(sample)).to(self.device)
+                  for p in chunk.planes[:3]]  # fmt: skip
         rgb = yuv_to_rgb(planes, chunk.fmt)
         if chunk.fmt.is_float and not self.graph.is_identity:
             # Stages are made for 0..1 (networks were trained on it): float frames beyond
@@ -86,3 +92,13 @@ class ChunkRestorer:
 
     def stage_seconds(self) -> dict[str, float]:
         return dict(self.graph.stage_seconds)
+
+
+def _alpha(chunk: Chunk, out_fmt: VideoFormat, rows: slice = slice(None)) -> tuple[np.ndarray, ...]:
+    """The alpha plane of the chunk's ``rows`` as ``out_fmt`` holds it: none when the output
+    keeps none, else passed through (resized and rescaled only when the frame is)."""
+    if not out_fmt.alpha:
+        return ()
+    if not chunk.fmt.alpha:
+        raise ValueError(f"the output keeps alpha, but chunk {chunk.index} carries none")
+    return (carried_alpha(chunk.planes[3][rows], chunk.fmt, out_fmt),)

@@ -33,7 +33,7 @@ from pipeline.media.probe import probe
 from pipeline.media.window import parse_time
 from pipeline.show.alignment import Aligned, aligned_frames
 from pipeline.show.quality import QualityTable
-from pipeline.write_guard import refuse_clash, write_error
+from pipeline.write_guard import fitted_name, refuse_clash, write_error
 
 #: Seconds for the wipe's divider to cross the frame and come back.
 WIPE_PERIOD_S = 4.0
@@ -219,8 +219,9 @@ def compare(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write ``out`` (a .png contact sheet or a video) comparing ``paths``; with a
-    reference, also ``<out>.quality.csv`` and ``<out>.quality.png``. Returns what was
-    written and the quality means."""
+    reference, also ``<out>.quality.csv`` and ``<out>.quality.png`` (a name too long for
+    them is cut, with a digest: ``write_guard.fitted_name``). Returns what was written
+    and the quality means."""
     out = Path(out)
     if out.suffix.lower() not in VIDEO_EXTS + IMAGE_EXTS:
         raise ConfigError(f"-o {out}: use .png for a contact sheet or {'/'.join(VIDEO_EXTS)}")
@@ -232,8 +233,8 @@ def compare(
     if layout == "wipe" and len(paths) != 2:
         raise ConfigError("--layout wipe compares exactly two videos")
     sources = [*paths, reference] if reference else list(paths)
-    stem = out.with_suffix("")
-    csv_path, png_path = Path(f"{stem}.quality.csv"), Path(f"{stem}.quality.png")
+    csv_path, png_path = (out.parent / fitted_name(out.parent, out.stem, f".quality.{ext}")
+                          for ext in ("csv", "png"))  # fmt: skip
     with contextlib.ExitStack() as stack:
         # Every file it writes, checked and reserved before a frame is decoded.
         targets = []
