@@ -148,3 +148,19 @@ def test_a_clean_share_leaves_pairs_undegraded(tmp_path: Path) -> None:
     assert 16 <= int(same(lq, gt).sum()) <= 48
     with pytest.raises(ValueError, match="superres"):
         PatchSampler(photos, "superres", 32, 4, clean=0.2)
+
+
+def test_a_heavy_share_gets_heavy_rain(tmp_path: Path) -> None:
+    """``data.heavy``: that share of derain pairs gets streak layers under a veil, which
+    moves a patch much further from its clean target than light rain does."""
+    from training.data import PatchSampler
+
+    photos = _photos(tmp_path)
+    error = lambda lq, gt: (lq - gt).abs().flatten(1).mean(1)  # noqa: E731
+    light = error(*PatchSampler(photos, "derain", 32, 32, heavy=0.0).next())
+    heavy = error(*PatchSampler(photos, "derain", 32, 32, heavy=1.0).next())
+    assert heavy.median() > 2 * light.median()
+    half = error(*PatchSampler(photos, "derain", 32, 64, heavy=0.5).next())
+    assert 16 <= int((half > light.median() * 2).sum()) <= 48
+    with pytest.raises(ValueError, match="derain only"):
+        PatchSampler(photos, "deblur", 32, 4, heavy=0.2)

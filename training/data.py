@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from training.degrade import degrade, maybe_compress, quantize8
+from training.degrade import add_heavy_rain, degrade, maybe_compress, quantize8
 
 
 def load_rgb(path: Path, downscale_over: int = 1600) -> np.ndarray:
@@ -36,7 +36,9 @@ class PatchSampler:
     rotations; motion blur gets a margin around the patch for the camera motion; a
     share ``codec`` of the degraded patches goes through an x264 round trip, and a share
     ``clean`` is left undegraded (footage with no rain or no blur must come out as it
-    went in; a network that never saw such a patch sharpens or smooths it anyway). Crops
+    went in; a network that never saw such a patch sharpens or smooths it anyway); for
+    derain a share ``heavy`` gets heavy rain (streak layers under an accumulation veil,
+    ``training.degrade.heavy_rain``) instead of the light model. Crops
     are cut on the CPU; the degradation runs on ``device`` (the GPU when training there)
     with its own generator, so both streams are reproducible and resumable.
     """
@@ -53,6 +55,7 @@ class PatchSampler:
         device: torch.device | str = "cpu",
         codec: float = 0.0,
         clean: float = 0.0,
+        heavy: float = 0.0,
     ) -> None:
         if not photos:
             raise ValueError("no training photos")
@@ -60,7 +63,9 @@ class PatchSampler:
         self.task, self.patch, self.batch, self.codec = task, patch, batch, codec
         if clean and task == "superres":
             raise ValueError("data.clean needs same-size pairs; superres has none")
-        self.clean = clean
+        if heavy and task != "derain":
+            raise ValueError("data.heavy is a share of heavy rain: derain only")
+        self.clean, self.heavy = clean, heavy
         self.margin = blur_margin if task == "deblur" else 0
         area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
         self.weights = area / area.sum()
@@ -90,6 +95,10 @@ class PatchSampler:
         src = torch.stack([self._crop(self.images[int(i)], size) for i in idx])
         src = src.to(self.device, non_blocking=True)
         lq, gt = degrade(src, self.task, self.degrade_gen, (self.patch, self.patch))
+        if self.heavy > 0:
+            pick = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device) < self.heavy
+            if pick.any():
+                lq[pick] = quantize8(add_heavy_rain(gt[pick], self.degrade_gen))
         if self.clean > 0:  # footage with nothing to remove: the network must leave it be
             keep = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device) < self.clean
             lq = torch.where(keep[:, None, None, None], quantize8(gt), lq)

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "downscale_over": 1600,
         "codec": 0.0,
         "clean": 0.0,  # share of pairs left undegraded: nothing to restore, nothing to change
+        "heavy": 0.0,  # derain: share of pairs with heavy rain (streak layers + accumulation)
     },
     "optim": {
         "lr": 2e-4,
@@ -244,6 +245,7 @@ def train(
         device=device,
         codec=cfg["data"]["codec"],
         clean=cfg["data"]["clean"],
+        heavy=cfg["data"]["heavy"],
     )
     model = build_network(cfg["model"])
     path = pick_fast_path(device, cfg["precision"], model)

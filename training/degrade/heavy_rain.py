@@ -23,11 +23,11 @@ def add_heavy_rain(
     gen: torch.Generator,
     *,
     layers: tuple[int, int] = (3, 5),
-    density: tuple[float, float] = (0.004, 0.025),
+    density: tuple[float, float] = (0.002, 0.012),
     length: tuple[float, float] = (12.0, 60.0),
     width: tuple[float, float] = (1.0, 3.0),
     spread_deg: float = 25.0,
-    brightness: tuple[float, float] = (0.2, 0.6),
+    brightness: tuple[float, float] = (0.15, 0.5),
     beta: tuple[float, float] = (0.2, 1.0),
     airlight: tuple[float, float] = (0.7, 1.0),
 ) -> Tensor:
