@@ -39,7 +39,8 @@ SUPPORTED_PIX_FMTS = (
 FLOAT_PIX_FMT = "gbrpf32le"
 
 #: The layout with an alpha plane of each transport format that FFmpeg has one for
-#: (4:2:0 at 12 bits has none): what frames travel in when the output keeps alpha.
+#: (4:2:0 at 12 bits has none: ``pipeline.plan.job`` carries it as 4:4:4 where asked):
+#: what frames travel in when the output keeps alpha.
 ALPHA_PIX_FMTS = {
     "yuv420p": "yuva420p",
     "yuv422p": "yuva422p",
@@ -53,6 +54,7 @@ ALPHA_PIX_FMTS = {
     "gbrp10le": "gbrap10le",
     "gbrp12le": "gbrap12le",
     "gbrp16le": "gbrap16le",
+    "gbrpf32le": "gbrapf32le",
 }
 
 

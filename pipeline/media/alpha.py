@@ -25,7 +25,12 @@ ALPHA_ENCODERS: dict[str, frozenset[str] | None] = {
     "prores_ks": frozenset({"auto", "-1", "4444", "4", "4444xq", "5"}),
 }
 #: What the warning names when an output cannot keep alpha.
-ALPHA_KEEPERS = "ffv1 or prores_ks with profile 4444"
+ALPHA_KEEPERS = "ffv1, prores_ks with profile 4444, or a png, tiff or exr sequence"
+#: ... and when the source is 4:2:0 at 12 bits, which has no layout with alpha in FFmpeg:
+#: its frames carry alpha as 4:4:4 where asked (``pipeline.plan.job.alpha_transport``).
+NO_ALPHA_LAYOUT_KEEPERS = (
+    "output.pix_fmt=yuv444p12le with ffv1, or a 16-bit png, tiff or exr sequence"
+)
 
 
 def has_alpha(pix_fmt: str) -> bool:
@@ -48,8 +53,8 @@ def carried_alpha(alpha: np.ndarray, in_fmt: VideoFormat, out_fmt: VideoFormat) 
     size = (out_fmt.height, out_fmt.width)
     if alpha.shape[1:] == size and in_fmt.bit_depth == out_fmt.bit_depth:
         return alpha
-    peak = (1 << out_fmt.bit_depth) - 1
-    scale = peak / ((1 << in_fmt.bit_depth) - 1)
+    peak = _peak(out_fmt)
+    scale = peak / _peak(in_fmt)
     shrink = size[0] < alpha.shape[1] or size[1] < alpha.shape[2]
     out = np.empty((len(alpha), *size), out_fmt.dtype)
     for i, plane in enumerate(alpha):  # a frame at a time: memory stays flat
@@ -57,5 +62,12 @@ def carried_alpha(alpha: np.ndarray, in_fmt: VideoFormat, out_fmt: VideoFormat) 
         if frame.shape[-2:] != size:
             frame = F.interpolate(frame, size=size, mode="bilinear", align_corners=False,
                                   antialias=shrink)  # fmt: skip
-        out[i] = frame[0, 0].round().clamp(0, peak).numpy()
+        if not out_fmt.is_float:  # float (OpenEXR) alpha keeps values beyond 0..1
+            frame = frame.round().clamp(0, peak)
+        out[i] = frame[0, 0].numpy()
     return out
+
+
+def _peak(fmt: VideoFormat) -> float:
+    """Full opacity: 1.0 in float frames, the top code value in integer ones."""
+    return 1.0 if fmt.is_float else float((1 << fmt.bit_depth) - 1)

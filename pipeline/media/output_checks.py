@@ -15,8 +15,8 @@ from fractions import Fraction
 
 import av
 
-from pipeline.frames import VideoFormat
-from pipeline.media.alpha import ALPHA_KEEPERS, has_alpha
+from pipeline.frames import ALPHA_PIX_FMTS, VideoFormat
+from pipeline.media.alpha import ALPHA_KEEPERS, NO_ALPHA_LAYOUT_KEEPERS, has_alpha
 from pipeline.media.planes import FIELD_ORDER_NAMES, MATRIX_NAMES, RANGE_NAMES
 from pipeline.media.probe import MediaInfo
 from pipeline.media.stream_colour import assumed_color
@@ -37,19 +37,29 @@ def warn_lost_planes(
     out_fmt: VideoFormat,
     encoder: str,
     options: Mapping[str, object] | None = None,
+    keepers: str = ALPHA_KEEPERS,
     stacklevel: int = 5,
 ) -> None:
     """Say what the output leaves behind: an alpha plane that ``encoder`` (with these
-    ``options``) cannot keep, naming the encoders that would, and bits beyond 12. A depth
-    the encoder cannot take is said by ``pick_output_format``."""
+    ``options``) cannot keep, naming the outputs that would (``keepers``), and bits beyond
+    12. A depth the encoder cannot take is said by ``pick_output_format``."""
     source = src.video.source_pix_fmt
     desc = av.VideoFormat(source)
-    if has_alpha(source) and not out_fmt.alpha:
+    transport = src.video.fmt.pix_fmt
+    if has_alpha(source) and not out_fmt.alpha and transport not in ALPHA_PIX_FMTS:
+        # No encoder choice helps: the frames' own layout has no alpha variant.
+        notice(
+            f"input {source} has an alpha plane, but its frames travel as {transport}, "
+            f"which has no layout with alpha, so the output has none "
+            f"({NO_ALPHA_LAYOUT_KEEPERS} would keep it)",
+            stacklevel,
+        )
+    elif has_alpha(source) and not out_fmt.alpha:
         profile = (options or {}).get("profile")
         writer = encoder if profile is None else f"{encoder} (profile {profile})"
         notice(
             f"input {source} has an alpha plane; {writer} cannot keep it, so the output has "
-            f"none ({ALPHA_KEEPERS} would keep it)",
+            f"none ({keepers} would keep it)",
             stacklevel,
         )
     depth = max(c.bits for c in desc.components)

@@ -96,7 +96,7 @@ def pick_output_format(
     size = (src_fmt.width, src_fmt.height)
     choices = [replace(src_fmt, pix_fmt=c, alpha=False) for c in candidates]
     if src_fmt.alpha and keeps_alpha(codec, options):
-        with_alpha = [c for c in SUPPORTED_PIX_FMTS if ALPHA_PIX_FMTS.get(c) in offered]
+        with_alpha = [c for c in usable if ALPHA_PIX_FMTS.get(c) in offered]
         with_alpha.sort(key=lambda f: _layout_distance(wanted, f))
         choices = [replace(src_fmt, pix_fmt=c, alpha=True) for c in with_alpha] + choices
     for choice in choices:

@@ -2,7 +2,8 @@
 
 A facility takes a shot back by its frames' names and depth: the input's numbering is
 kept (a video input is numbered from 1) and the depth too (DPX 10 and 12 bits as they
-are, TIFF and PNG in 16 bits when the source has more than 8, EXR as 32-bit float).
+are, TIFF and PNG in 16 bits when the source has more than 8, EXR as 32-bit float), and
+so is its alpha plane (matte), where the image format holds one at that depth.
 The frames are written into a hidden folder beside the final one and the folder is
 renamed into place when the last frame is in, so a crash never leaves half a sequence
 under the final name; a folder that holds anything but this sequence's frames is never
@@ -41,12 +42,27 @@ IMAGE_PIX_FMTS = {
     "png": {8: "rgb24", 10: "rgb48be", 12: "rgb48be", 16: "rgb48be", 32: "rgb48be"},
     "exr": dict.fromkeys((8, 10, 12, 16, 32), "gbrpf32le"),
 }
+#: The same with an alpha plane, where the encoder has one: DPX's has none at 10 and 12
+#: bits, so a 10-bit DPX keeps its depth and loses its alpha (the writer says so).
+IMAGE_ALPHA_PIX_FMTS = {
+    "dpx": {8: "rgba", 16: "rgba64le", 32: "rgba64le"},
+    "tiff": {8: "rgba", **dict.fromkeys((10, 12, 16, 32), "rgba64le")},
+    "png": {8: "rgba", **dict.fromkeys((10, 12, 16, 32), "rgba64be")},
+    "exr": dict.fromkeys((8, 10, 12, 16, 32), "gbrapf32le"),
+}
+#: What the warning names when a sequence output cannot keep alpha.
+IMAGE_ALPHA_KEEPERS = "a png, tiff or exr sequence (or dpx at 8 or 16 bits)"
+
+
+def sequence_codec(dst: str | os.PathLike) -> str | None:
+    """The image codec a sequence output ``dst`` is written with; None: not a sequence."""
+    parts = split_pattern(os.fspath(dst))
+    return None if parts is None else IMAGE_CODECS.get(extension(parts[2]))
 
 
 def is_sequence_output(dst: str | os.PathLike) -> bool:
     """Whether ``dst`` is a printf-style pattern naming image files."""
-    parts = split_pattern(os.fspath(dst))
-    return parts is not None and extension(parts[2]) in IMAGE_CODECS
+    return sequence_codec(dst) is not None
 
 
 @dataclass
@@ -167,13 +183,15 @@ def any_output_target(
         target.discard()
 
 
-def sequence_output_format(fmt: VideoFormat) -> VideoFormat:
-    """Frames for an image sequence travel as planar RGB of the source's depth (a YUV
-    source is converted to RGB on the workers, in float). No alpha plane: the writer says so."""
+def sequence_output_format(fmt: VideoFormat, codec: str) -> VideoFormat:
+    """Frames for an image sequence of ``codec`` travel as planar RGB of the source's depth
+    (a YUV source is converted to RGB on the workers, in float), with the source's alpha
+    plane where ``codec`` holds one at that depth; the writer says where it does not."""
+    alpha = fmt.alpha and fmt.bit_depth in IMAGE_ALPHA_PIX_FMTS[codec]
     if fmt.is_rgb:
-        return replace(fmt, alpha=False)
+        return replace(fmt, alpha=alpha)
     pix_fmt = {8: "gbrp", 10: "gbrp10le", 12: "gbrp12le"}.get(fmt.bit_depth, "gbrp16le")
-    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"), alpha=False)
+    return replace(fmt, pix_fmt=pix_fmt, color=ColorInfo(range="pc"), alpha=alpha)
 
 
 @dataclass(frozen=True)
@@ -203,12 +221,19 @@ class ImageEncoder:
         if not chunk.fmt.is_rgb:
             raise OutputError(f"a frame sequence needs RGB frames, not {chunk.fmt.pix_fmt}")
         out = []
-        layout, planes_of = chunk.fmt.pix_fmt, chunk.planes
-        if chunk.fmt.is_float and not self.spec.pix_fmt.endswith("f32le"):
+        fmt, planes_of = chunk.fmt, chunk.planes
+        to_float = self.spec.pix_fmt.endswith("f32le")
+        if fmt.is_float and not to_float:
             # Quantised here: swscale's float to 16-bit path was seen 30 code values off.
-            layout = "gbrp16le"
+            fmt = replace(fmt, pix_fmt="gbrp16le")
             planes_of = tuple(np.round(np.clip(p, 0.0, 1.0) * 65535).astype(np.uint16)
                               for p in planes_of)  # fmt: skip
+        elif to_float and not fmt.is_float:
+            # Scaled here too: swscale's 16-bit to float path was seen 61 code values off.
+            peak = np.float32((1 << fmt.bit_depth) - 1)
+            fmt = replace(fmt, pix_fmt="gbrpf32le")
+            planes_of = tuple(p.astype(np.float32) / peak for p in planes_of)
+        layout = fmt.layout
         for i, pts in enumerate(chunk.pts):
             planes = tuple(p[i] for p in planes_of)
             frame = planes_to_frame(planes, layout).reformat(format=self.spec.pix_fmt)
@@ -235,8 +260,10 @@ class SequenceWriter:
         assert parts is not None
         _, self._prefix, self._suffix, self._digits = parts
         codec = IMAGE_CODECS[extension(self._suffix)]
-        warn_lost_planes(src, out_fmt, codec, stacklevel=4)
-        pix_fmt = IMAGE_PIX_FMTS[codec][out_fmt.bit_depth]
+        depth = out_fmt.bit_depth
+        writer = f"{codec} at {depth} bits" if codec == "dpx" and depth in (10, 12) else codec
+        warn_lost_planes(src, out_fmt, writer, keepers=IMAGE_ALPHA_KEEPERS, stacklevel=4)
+        pix_fmt = (IMAGE_ALPHA_PIX_FMTS if out_fmt.alpha else IMAGE_PIX_FMTS)[codec][depth]
         if out_fmt.is_float and codec != "exr":
             message = f"{codec} holds 16 bits: OpenEXR values outside 0..1 are clipped"
             warnings.warn(message, stacklevel=2)

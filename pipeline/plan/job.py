@@ -52,10 +52,10 @@ def plan_job(
     src: str | os.PathLike,
     graph: StageGraph | None = None,
     window: Window | None = None,
-    sequence_out: bool = False,
+    sequence_out: str | None = None,
 ) -> JobPlan:
     """Probe ``src`` and decide the job (``graph``: one already built from ``config``;
-    ``sequence_out``: the output is a frame sequence, of RGB frames)."""
+    ``sequence_out``: the image codec of a frame sequence output, of RGB frames)."""
     info = probe_input(src, config.input)
     window = (window or Window()).fitted(info)
     view = window.view(info)  # what the stages see: cropped, frames of the span
@@ -63,22 +63,38 @@ def plan_job(
     out_fmt = output_format(config.output, view, graph, sequence_out)
     _warn_about_float(view.video.fmt, graph, out_fmt)
     if out_fmt.alpha:  # the output keeps the source's alpha plane: frames carry it
-        info, view = with_alpha(info), with_alpha(view)
+        carrier = alpha_transport(view, config.output, sequence_out).pix_fmt
+        info, view = with_alpha(info, carrier), with_alpha(view, carrier)
     spans = segment_plan(config, info, graph, window)
     return JobPlan(info, window, view, graph, out_fmt, encoder_options(config.output),
                    dropped_stream_types(config.output), spans)  # fmt: skip
 
 
 def output_format(
-    out: OutputConfig, info: MediaInfo, graph: StageGraph, sequence_out: bool = False
+    out: OutputConfig, info: MediaInfo, graph: StageGraph, sequence_out: str | None = None
 ) -> VideoFormat:
-    src = info.video.fmt
-    if has_alpha(info.video.source_pix_fmt) and src.pix_fmt in ALPHA_PIX_FMTS:
-        src = replace(src, alpha=True)  # kept where the output can hold it
+    """What is written: a sequence of ``sequence_out`` images, else ``out.codec`` video."""
+    src = alpha_transport(info, out, sequence_out)  # alpha kept where the output can hold it
     height, width = graph.output_size(src.height, src.width)
     if sequence_out:
-        return sequence_output_format(src.with_size(width, height))
+        return sequence_output_format(src.with_size(width, height), sequence_out)
     return pick_output_format(src.with_size(width, height), out.codec, out.pix_fmt, out.options)
+
+
+def alpha_transport(info: MediaInfo, out: OutputConfig, sequence_out: str | None) -> VideoFormat:
+    """The frames' transport format, with ``alpha`` set where they can carry the source's
+    alpha plane. FFmpeg has no 4:2:0 12-bit layout with alpha, so those frames carry it as
+    4:4:4 12-bit, but only where asked for (``output.pix_fmt``) or going to RGB anyway (a
+    sequence): the default output keeps the source's 4:2:0, and says alpha is lost."""
+    fmt = info.video.fmt
+    if not has_alpha(info.video.source_pix_fmt):
+        return fmt
+    if fmt.pix_fmt in ALPHA_PIX_FMTS:
+        return replace(fmt, alpha=True)
+    full = fmt.pix_fmt.replace("420", "444")
+    if full in ALPHA_PIX_FMTS and (sequence_out or out.pix_fmt in ALPHA_PIX_FMTS):
+        return replace(fmt, pix_fmt=full, alpha=True)
+    return fmt
 
 
 def _warn_about_float(fmt: VideoFormat, graph: StageGraph, out_fmt: VideoFormat) -> None:
@@ -96,9 +112,10 @@ def _warn_about_float(fmt: VideoFormat, graph: StageGraph, out_fmt: VideoFormat)
     log.info(message)
 
 
-def with_alpha(info: MediaInfo) -> MediaInfo:
-    """``info`` whose frames are decoded with their alpha plane."""
-    return replace(info, video=replace(info.video, fmt=replace(info.video.fmt, alpha=True)))
+def with_alpha(info: MediaInfo, pix_fmt: str) -> MediaInfo:
+    """``info`` whose frames are decoded as ``pix_fmt`` with their alpha plane."""
+    fmt = replace(info.video.fmt, pix_fmt=pix_fmt, alpha=True)
+    return replace(info, video=replace(info.video, fmt=fmt))
 
 
 def encoder_options(out: OutputConfig) -> dict[str, str]:

@@ -28,6 +28,7 @@ from pipeline.media.sequence_output import (
     check_any_output,
     is_sequence_output,
     prepare_any_output,
+    sequence_codec,
 )
 from pipeline.plan.config import config_hash
 from pipeline.plan.graph import StageGraph
@@ -137,7 +138,7 @@ class Batch:
                     continue
                 check_any_output(dst, overwrite=self.overwrite, inputs=[src])
                 f.job_plan = plan_job(self.pipeline.config, src, graph,
-                                      sequence_out=is_sequence_output(dst))  # fmt: skip
+                                      sequence_out=sequence_codec(dst))  # fmt: skip
                 f.info = f.job_plan.info
                 f.spans = f.job_plan.spans or []
             except (PipelineError, OSError) as exc:

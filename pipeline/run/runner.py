@@ -21,7 +21,12 @@ from pipeline.media.mux import VideoWriter
 from pipeline.media.output_path import OutputTarget
 from pipeline.media.probe import MediaInfo
 from pipeline.media.sequence import SequenceInfo
-from pipeline.media.sequence_output import SequenceTarget, SequenceWriter, any_output_target
+from pipeline.media.sequence_output import (
+    SequenceTarget,
+    SequenceWriter,
+    any_output_target,
+    sequence_codec,
+)
 from pipeline.media.streaming import spooled_input
 from pipeline.media.window import Window
 from pipeline.plan.config import PipelineConfig, config_hash
@@ -162,7 +167,7 @@ class Pipeline:
         work: _WorkSettings,
         window: Window,
     ) -> RunSummary:
-        sequence_out = isinstance(target, SequenceTarget)
+        sequence_out = sequence_codec(target.path) if isinstance(target, SequenceTarget) else None
         job = plan_job(self.config, src, window=window, sequence_out=sequence_out)
         if job.spans is not None:
             return self._run_segments(job, target, on_progress, work)
