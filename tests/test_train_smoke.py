@@ -164,3 +164,18 @@ def test_a_heavy_share_gets_heavy_rain(tmp_path: Path) -> None:
     assert 16 <= int((half > light.median() * 2).sum()) <= 48
     with pytest.raises(ValueError, match="derain only"):
         PatchSampler(photos, "deblur", 32, 4, heavy=0.2)
+
+
+def test_a_gaussian_share_gets_white_noise_of_many_levels(tmp_path: Path) -> None:
+    """``data.gaussian``: that share of denoise pairs carries white Gaussian noise, at
+    levels from light to heavy (one model for every level)."""
+    from training.data import PatchSampler
+
+    photos = _photos(tmp_path)
+    lq, gt = PatchSampler(photos, "denoise", 32, 32, gaussian=1.0).next()
+    residual = (lq - gt).flatten(1)
+    sigma = residual.std(1) * 255
+    assert sigma.min() < 15 and sigma.max() > 40  # 5..55, clipping aside
+    assert residual.mean(1).abs().max() < 0.02  # zero-mean: no colour shift
+    with pytest.raises(ValueError, match="denoise only"):
+        PatchSampler(photos, "derain", 32, 4, gaussian=0.5)

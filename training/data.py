@@ -38,7 +38,9 @@ class PatchSampler:
     ``clean`` is left undegraded (footage with no rain or no blur must come out as it
     went in; a network that never saw such a patch sharpens or smooths it anyway); for
     derain a share ``heavy`` gets heavy rain (streak layers under an accumulation veil,
-    ``training.degrade.heavy_rain``) instead of the light model. Crops
+    ``training.degrade.heavy_rain``) instead of the light model, and for denoise a share
+    ``gaussian`` gets white Gaussian noise of a random sigma (5-55 in 8-bit units: the
+    benchmarks' noise and every level a user may set) instead of camera noise. Crops
     are cut on the CPU; the degradation runs on ``device`` (the GPU when training there)
     with its own generator, so both streams are reproducible and resumable.
     """
@@ -56,6 +58,7 @@ class PatchSampler:
         codec: float = 0.0,
         clean: float = 0.0,
         heavy: float = 0.0,
+        gaussian: float = 0.0,
     ) -> None:
         if not photos:
             raise ValueError("no training photos")
@@ -65,7 +68,9 @@ class PatchSampler:
             raise ValueError("data.clean needs same-size pairs; superres has none")
         if heavy and task != "derain":
             raise ValueError("data.heavy is a share of heavy rain: derain only")
-        self.clean, self.heavy = clean, heavy
+        if gaussian and task != "denoise":
+            raise ValueError("data.gaussian is a share of Gaussian noise: denoise only")
+        self.clean, self.heavy, self.gaussian = clean, heavy, gaussian
         self.margin = blur_margin if task == "deblur" else 0
         area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
         self.weights = area / area.sum()
@@ -99,6 +104,15 @@ class PatchSampler:
             pick = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device) < self.heavy
             if pick.any():
                 lq[pick] = quantize8(add_heavy_rain(gt[pick], self.degrade_gen))
+        if self.gaussian > 0:
+            n = len(lq)
+            pick = torch.rand(n, generator=self.degrade_gen, device=lq.device) < self.gaussian
+            sigma = (5 + 50 * torch.rand(n, generator=self.degrade_gen, device=lq.device)) / 255
+            if pick.any():
+                noisy = gt[pick] + sigma[pick, None, None, None] * torch.randn(
+                    gt[pick].shape, generator=self.degrade_gen, device=lq.device
+                )
+                lq[pick] = quantize8(noisy)
         if self.clean > 0:  # footage with nothing to remove: the network must leave it be
             keep = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device) < self.clean
             lq = torch.where(keep[:, None, None, None], quantize8(gt), lq)

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "codec": 0.0,
         "clean": 0.0,  # share of pairs left undegraded: nothing to restore, nothing to change
         "heavy": 0.0,  # derain: share of pairs with heavy rain (streak layers + accumulation)
+        "gaussian": 0.0,  # denoise: share of pairs with white Gaussian noise, sigma 5-55
     },
     "optim": {
         "lr": 2e-4,
@@ -246,6 +247,7 @@ def train(
         codec=cfg["data"]["codec"],
         clean=cfg["data"]["clean"],
         heavy=cfg["data"]["heavy"],
+        gaussian=cfg["data"]["gaussian"],
     )
     model = build_network(cfg["model"])
     path = pick_fast_path(device, cfg["precision"], model)
