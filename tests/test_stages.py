@@ -164,6 +164,21 @@ def test_restore_scale_two_model():
     assert out.shape == (2, 3, 90, 122) and out.dtype == torch.float32
 
 
+@torch.inference_mode()
+def test_restore_strength_keeps_a_share_of_the_networks_change():
+    frames = torch.rand(2, 3, 20, 24)
+    full, half = (
+        _restore(size=0),
+        RestoreStage(RestoreParams(model="test-stage-conv", strength=0.5)),
+    )
+    for stage in (full, half):
+        stage.setup(torch.device("cpu"))
+    expected = frames + 0.5 * (full.process(frames) - frames)
+    assert (half.process(frames) - expected).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="keeps the frame size"):
+        RestoreParams(model="test-stage-x2", strength=0.5)
+
+
 def test_restore_takes_the_cpu_fast_path_and_needs_setup():
     stage = _restore()
     with pytest.raises(RuntimeError, match="setup"):

@@ -74,6 +74,10 @@ class RestoreParams(StageParams):
     arch: str | None = None  # for a checkpoint file: its architecture (preset or model name)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     tile: TileParams = Field(default_factory=TileParams)
+    # Share of the network's change kept (out = in + strength * (net - in)): below 1 for a
+    # network that removes the noise but also detail, after a temporal stage that already
+    # removed most of the noise (README, "Temporal stage"). Needs scale 1.
+    strength: float = Field(1.0, ge=0, le=1)
 
     @model_validator(mode="after")
     def _model_runs(self) -> RestoreParams:
@@ -114,6 +118,13 @@ class RestoreParams(StageParams):
             return [Path(self.model)]
         path = models.get_card(self.model).weights_path
         return [path] if path is not None else []
+
+    @model_validator(mode="after")
+    def _strength_keeps_size(self) -> RestoreParams:
+        """A blend with the input needs the input's size."""
+        if self.strength < 1 and _geometry(self.model)[0] != 1:
+            raise ParamError(("strength",), "below 1 only for a model that keeps the frame size")
+        return self
 
     @model_validator(mode="after")
     def _card_defaults(self) -> RestoreParams:
@@ -211,4 +222,7 @@ class RestoreStage(Stage):
             raise RuntimeError("restore stage used before setup(device)")
         grid = self.tile_grid(*frames.shape[-2:])
         with torch.inference_mode():
-            return run_tiled(self._forward, frames, grid, self.tile_batch(grid))
+            out = run_tiled(self._forward, frames, grid, self.tile_batch(grid))
+            if self.params.strength < 1:
+                out = frames.to(out) + self.params.strength * (out - frames.to(out))
+            return out
