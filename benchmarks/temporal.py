@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--clips", nargs="+", default=[c[0] for c in CLIPS])
     p.add_argument("--skip-cost", action="store_true")
+    p.add_argument("--skip-quality", action="store_true", help="cost only; keep the clips")
     p.add_argument("--out", type=Path, default=RESULTS / "temporal.json")
     args = p.parse_args(argv)
     w, h = map(int, args.size.split("x"))
@@ -318,8 +319,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flush=True,
         )
     rows = []
+    if args.skip_quality and args.out.is_file():  # cost only: keep the measured clips
+        last = json.loads(args.out.read_text())
+        result["clips_from"] = last.get("clips_from") or f"`{last['command']}`"
+        rows = last.get("clips", [])
     for i, (name, kind, what) in enumerate(CLIPS):
-        if name not in args.clips:
+        if args.skip_quality or name not in args.clips:
             continue  # the photos stay those of the clip's place in CLIPS
         photos = [load_photo(paths[(2 * i + 3) % len(paths)]), load_photo(paths[(2 * i + 4) % 24])]
         t0 = time.perf_counter()
