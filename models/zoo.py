@@ -149,8 +149,14 @@ def _register(
 def register_zoo() -> None:
     """(Re-)register every shipped card, re-reading the measured profile."""
     profile, quality = _load_profile(), _read_json(QUALITY_PATH)
-    for preset in ("lcdnet", "lcdnet-s"):
-        for task in ("deblur", "derain", "defocus"):
+    lcdnet_tasks = ("deblur", "derain", "defocus")
+    # lcdnet-m: lcdnet-s grown by four 1/4-scale blocks for long motion blur (training/grow.py)
+    for preset, tasks in (
+        ("lcdnet", lcdnet_tasks),
+        ("lcdnet-s", lcdnet_tasks),
+        ("lcdnet-m", ("deblur",)),
+    ):
+        for task in tasks:
             _register(
                 f"{preset}-{task}",
                 preset,
