@@ -104,3 +104,10 @@ def flicker(frames: Tensor, states: Tensor, border: int = 16) -> float:
         diff = (warped - frames[k]).abs()[..., border : h - border, border : w - border]
         diffs.append(float(diff.mean()))
     return 255 * sum(diffs) / max(len(diffs), 1)
+
+
+def mean_saturation(x: Tensor) -> float:
+    """Mean HSV saturation ((max - min) / max per pixel, 0 on black) of sRGB images:
+    how colourful a result is, so a washed-out enhancement shows against the clean one."""
+    hi, lo = x.amax(-3), x.amin(-3)
+    return float(torch.where(hi > 0, (hi - lo) / hi.clamp_min(1e-8), torch.zeros_like(hi)).mean())
