@@ -60,10 +60,12 @@ def refuse_clash(
             raise OutputError(f"{what} {dst} is {name}; write it elsewhere")
 
 
-def is_own_log(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is the regular file this process's standard error writes to."""
+def is_own_log(path: str | os.PathLike | int) -> bool:
+    """Whether ``path`` (or an open descriptor: ``-o -`` writes to 1) is the regular file
+    this process's standard error writes to."""
     try:
-        log, target = os.fstat(2), os.stat(path)
+        log = os.fstat(2)
+        target = os.fstat(path) if isinstance(path, int) else os.stat(path)
     except OSError:
         return False
     return stat.S_ISREG(log.st_mode) and os.path.samestat(log, target)

@@ -135,6 +135,8 @@ def rgb_to_yuv(
     gives the transport type). Float RGB is neither rounded nor clamped.
     """
     rgb = rgb.to(torch.float32)
+    if not fmt.is_float:
+        rgb = torch.nan_to_num(rgb, nan=0.0)  # an OpenEXR NaN: 0, not whatever a cast makes
     r, g, b = rgb.unbind(dim=-3)
     if fmt.is_float:
         return g, b, r

@@ -88,6 +88,11 @@ def check_output(
     """Refuse ``dst`` before any work (``OutputError`` saying why); True when it is written
     as a stream (standard output, a FIFO, a device). ``inputs`` are never written to."""
     if is_stdio(dst):
+        if is_own_log(1):  # `-o - >run.log 2>&1`: the video and the messages in one file
+            raise OutputError(
+                "standard output is this run's standard error, where its messages go; the "
+                "video would be mixed with them: send them to different files"
+            )
         return True
     path = resolve(dst)  # a link is written through: the file it names is replaced
     if is_own_log(dst):

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 IMAGE_CODECS = {".dpx": "dpx", ".tif": "tiff", ".tiff": "tiff", ".png": "png", ".exr": "exr"}
 SEQUENCE_CONTAINER = "image_sequence"
 _PRINTF = re.compile(r"%(0?)(\d*)d")
-_NUMBERED = re.compile(r"^(.*?)(\d+)(\.[A-Za-z]+)$")
+_NUMBERED = re.compile(r"^(.*?)([0-9]+)(\.[A-Za-z]+)$")
 
 
 @dataclass(frozen=True)
@@ -120,6 +120,19 @@ def _folder_sequence(folder: str) -> tuple[str, str, int]:
     return prefix, suffix, min(widths) if len(widths) == 1 else 0
 
 
+def frame_number(name: str, prefix: str, suffix: str, digits: int) -> int | None:
+    """The number of the frame file ``name`` in the sequence ``prefix%0{digits}d{suffix}``;
+    None for any other file (one reader and one writer must agree on what a frame is)."""
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    value = name[len(prefix) : len(name) - len(suffix)]
+    if not (value.isascii() and value.isdigit()):
+        return None
+    if digits and len(value) != digits and (len(value) < digits or value[0] == "0"):
+        return None  # padded otherwise: another sequence's frame
+    return int(value)
+
+
 def find_sequence(path: str | os.PathLike, start_number: int | None = None) -> FrameSequence:
     """The frames that ``path`` (a pattern or a folder) names, from one directory listing;
     frames numbered below ``start_number`` are left out."""
@@ -132,17 +145,11 @@ def find_sequence(path: str | os.PathLike, start_number: int | None = None) -> F
         prefix, suffix, digits = _folder_sequence(folder)
     if extension(suffix) not in IMAGE_CODECS:
         raise InputError(f"{text}: frames must be one of {', '.join(IMAGE_CODECS)}")
-    number = re.compile(f"^{re.escape(prefix)}(\\d+){re.escape(suffix)}$")
     numbers = []
     for name in _listing(folder):
-        match = number.match(name)
-        if match is None:
-            continue
-        value = match.group(1)
-        if digits and len(value) != digits and (len(value) < digits or value[0] == "0"):
-            continue  # padded otherwise: another sequence's frame
-        if start_number is None or int(value) >= start_number:
-            numbers.append(int(value))
+        value = frame_number(name, prefix, suffix, digits)
+        if value is not None and (start_number is None or value >= start_number):
+            numbers.append(value)
     if not numbers:
         raise InputError(f"no frames match {text}")
     return FrameSequence(folder, prefix, suffix, digits, tuple(sorted(set(numbers))))
@@ -191,6 +198,33 @@ def read_image(path: str, codec: str) -> av.VideoFrame:
     return frames[0]
 
 
+def read_shot_frame(path: str, codec: str, first_pix_fmt: str) -> av.VideoFrame:
+    """One frame of a shot whose first frame is ``first_pix_fmt``, which sets how every
+    frame travels: a deeper frame, or one with an alpha plane the first lacks, would lose
+    bits or its matte without a word, so it is an ``InputError`` naming it."""
+    frame = read_image(path, codec)
+    name = frame.format.name
+    if name != first_pix_fmt and _holds_more(name, first_pix_fmt):
+        raise InputError(
+            f"{path} is {name}, deeper or with more planes than the shot's first frame "
+            f"({first_pix_fmt}), which sets how every frame is read; give the shot's frames "
+            "one format"
+        )
+    return frame
+
+
+def _holds_more(pix_fmt: str, than: str) -> bool:
+    """Whether ``pix_fmt`` frames carry more than ``than`` frames can: bits, alpha, float."""
+    a, b = av.VideoFormat(pix_fmt), av.VideoFormat(than)
+    alpha = any(c.is_alpha for c in a.components) > any(c.is_alpha for c in b.components)
+    depth = max(c.bits for c in a.components) > max(c.bits for c in b.components)
+    return alpha or depth or (_is_float(pix_fmt) and not _is_float(than))
+
+
+def _is_float(pix_fmt: str) -> bool:
+    return "f32" in pix_fmt or "f16" in pix_fmt
+
+
 def transport_for_image(pix_fmt: str) -> str:
     """Frames of an RGB or grey image travel as planar RGB of the same depth (a half or
     float EXR as 32-bit float); YUV images as video frames do."""
@@ -198,7 +232,7 @@ def transport_for_image(pix_fmt: str) -> str:
     if not (desc.is_rgb or len(desc.components) < 3):
         return transport_pix_fmt(pix_fmt)
     depth = max(c.bits for c in desc.components)
-    if "f32" in pix_fmt or "f16" in pix_fmt:
+    if _is_float(pix_fmt):
         return FLOAT_PIX_FMT
     if depth > 12:
         return "gbrp16le"
@@ -265,6 +299,6 @@ class SequenceReader(ChunkReader):
         seq = self.info.sequence  # type: ignore[attr-defined]
         first = seq.numbers[0]
         for number in seq.numbers:
-            frame = read_image(seq.path(number), seq.codec)
+            frame = read_shot_frame(seq.path(number), seq.codec, self.info.video.source_pix_fmt)
             frame.pts, frame.time_base = number - first, self.info.video.time_base
             yield frame

@@ -31,8 +31,15 @@ from pipeline.media.output_checks import warn_lost_planes
 from pipeline.media.output_path import OutputTarget, check_output, output_target, prepare_output
 from pipeline.media.planes import planes_to_frame
 from pipeline.media.probe import MediaInfo
-from pipeline.media.sequence import IMAGE_CODECS, SequenceInfo, extension, split_pattern
+from pipeline.media.sequence import (
+    IMAGE_CODECS,
+    SequenceInfo,
+    extension,
+    frame_number,
+    split_pattern,
+)
 from pipeline.tempfiles import owned_name, sweep_stale
+from pipeline.write_guard import OWNER_BYTES, fitted, name_max
 
 #: Pixel format each image encoder writes, by the transport's bit depth (32: float, EXR's;
 #: into DPX, TIFF or PNG it becomes 16 bits, clipped to 0..1).
@@ -76,7 +83,7 @@ class SequenceTarget(OutputTarget):
     def publish(self) -> None:
         """Rename the finished folder into place, replacing an earlier one of this shot."""
         final = Path(self.folder)
-        old = final.parent / owned_name(f".{final.name}.", ".replaced")
+        old = final.parent / owned_name(hidden_prefix(final), ".replaced")
         try:
             fd = os.open(self.url, os.O_RDONLY)
             try:
@@ -95,14 +102,24 @@ class SequenceTarget(OutputTarget):
         shutil.rmtree(self.url, ignore_errors=True)
 
 
+def hidden_prefix(folder: Path) -> str:
+    """``.{folder name}.``, cut so a hidden name beside ``folder`` (prefix, owner tag and
+    the longest suffix) fits wherever the folder's own name fits, the same on every run."""
+    room = name_max(folder.parent) - len(b"..") - len(b".replaced") - OWNER_BYTES
+    return f".{fitted(folder.name, room)}."
+
+
 def _only_this_sequence(folder: Path, name: str) -> bool:
+    """Whether ``folder`` holds nothing but frames of the pattern ``name``, by the reader's
+    own rule (``f.notes.png`` beside ``f.%04d.png`` is the user's file, not a frame)."""
     parts = split_pattern(str(folder / name))
     assert parts is not None
-    _, prefix, suffix, _ = parts
-    return all(
-        e.name.startswith(prefix) and e.name.endswith(suffix) and e.is_file()
-        for e in os.scandir(folder)
-    )
+    _, prefix, suffix, digits = parts
+    with os.scandir(folder) as entries:
+        return all(
+            e.is_file() and frame_number(e.name, prefix, suffix, digits) is not None
+            for e in entries
+        )
 
 
 def check_sequence_output(
@@ -147,7 +164,7 @@ def prepare_sequence_output(
 ) -> SequenceTarget:
     """Check a sequence output before any work and make its hidden folder."""
     folder, name = check_sequence_output(dst, overwrite=overwrite, inputs=inputs)
-    prefix, suffix = f".{folder.name}.", ".partial"
+    prefix, suffix = hidden_prefix(folder), ".partial"
     sweep_stale(folder.parent, prefix, suffix)
     sweep_stale(folder.parent, prefix, ".replaced")
     temp = folder.parent / owned_name(prefix, suffix)
@@ -226,8 +243,8 @@ class ImageEncoder:
         if fmt.is_float and not to_float:
             # Quantised here: swscale's float to 16-bit path was seen 30 code values off.
             fmt = replace(fmt, pix_fmt="gbrp16le")
-            planes_of = tuple(np.round(np.clip(p, 0.0, 1.0) * 65535).astype(np.uint16)
-                              for p in planes_of)  # fmt: skip
+            planes_of = tuple(np.round(np.clip(np.nan_to_num(p, nan=0.0), 0.0, 1.0) * 65535)
+                              .astype(np.uint16) for p in planes_of)  # fmt: skip
         elif to_float and not fmt.is_float:
             # Scaled here too: swscale's 16-bit to float path was seen 61 code values off.
             peak = np.float32((1 << fmt.bit_depth) - 1)
@@ -265,7 +282,7 @@ class SequenceWriter:
         warn_lost_planes(src, out_fmt, writer, keepers=IMAGE_ALPHA_KEEPERS, stacklevel=4)
         pix_fmt = (IMAGE_ALPHA_PIX_FMTS if out_fmt.alpha else IMAGE_PIX_FMTS)[codec][depth]
         if out_fmt.is_float and codec != "exr":
-            message = f"{codec} holds 16 bits: OpenEXR values outside 0..1 are clipped"
+            message = f"{codec} holds 16 bits: OpenEXR values outside 0..1 are clipped, NaN made 0"
             warnings.warn(message, stacklevel=2)
         self.spec = ImageSpec(codec, pix_fmt, out_fmt.width, out_fmt.height, src.video.time_base)
         self._encoder = ImageEncoder(self.spec)

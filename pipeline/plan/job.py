@@ -103,9 +103,10 @@ def _warn_about_float(fmt: VideoFormat, graph: StageGraph, out_fmt: VideoFormat)
         return
     if not graph.is_identity:
         message = ("the stages work in 0..1: OpenEXR values outside it are clipped before "
-                   "them (a graph with no stage keeps them)")  # fmt: skip
+                   "them, NaN made 0 (a graph with no stage keeps them)")  # fmt: skip
     elif not out_fmt.is_float:
-        message = f"a {out_fmt.pix_fmt} output holds 0..1: OpenEXR values outside it are clipped"
+        message = (f"a {out_fmt.pix_fmt} output holds 0..1: OpenEXR values outside it are "
+                   "clipped, NaN made 0")  # fmt: skip
     else:
         return
     warnings.warn(message, stacklevel=3)

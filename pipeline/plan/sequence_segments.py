@@ -19,7 +19,7 @@ from fractions import Fraction
 import av
 
 from pipeline.errors import InputError
-from pipeline.media.sequence import SequenceInfo, read_image
+from pipeline.media.sequence import SequenceInfo, read_shot_frame
 from pipeline.plan.segments import SegmentSpan
 
 
@@ -34,6 +34,7 @@ class SequencePayload:
     pts: tuple[int, ...]
     codec: str
     time_base: Fraction
+    pix_fmt: str  # the shot's first frame's, which every frame must fit
 
     @property
     def shipped_bytes(self) -> int:
@@ -50,7 +51,7 @@ class SequencePayload:
                     "sequence's frames on the workers: the shot must be at the same path "
                     "on every node)"
                 )
-            frame = read_image(path, self.codec)
+            frame = read_shot_frame(path, self.codec, self.pix_fmt)
             frame.pts, frame.time_base = pts, self.time_base
             yield frame
 
@@ -100,4 +101,4 @@ def sequence_payloads(
         numbers = seq.numbers[span.first_packet : span.end_packet]
         yield SequencePayload(span, folder, tuple(seq.name(n) for n in numbers),
                               tuple(n - first for n in numbers), seq.codec,
-                              info.video.time_base)  # fmt: skip
+                              info.video.time_base, info.video.source_pix_fmt)  # fmt: skip

@@ -86,8 +86,9 @@ class ChunkRestorer:
         rgb = yuv_to_rgb(planes, chunk.fmt)
         if chunk.fmt.is_float and not self.graph.is_identity:
             # Stages are made for 0..1 (networks were trained on it): float frames beyond
-            # it are clipped here, and the job plan says so (``pipeline.plan.job``).
-            rgb = rgb.clamp_(0.0, 1.0)
+            # it are clipped here, and the job plan says so (``pipeline.plan.job``). NaN
+            # (a renderer's bad pixel) becomes 0: a filter or a network would spread it.
+            rgb = torch.nan_to_num_(rgb, nan=0.0).clamp_(0.0, 1.0)
         return rgb
 
     def stage_seconds(self) -> dict[str, float]:

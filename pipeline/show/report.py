@@ -27,6 +27,8 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.media.output_path import OutputTarget
 from pipeline.media.probe import MediaInfo, probe
+from pipeline.media.sequence import is_sequence_path
+from pipeline.media.sequence_output import is_sequence_output
 from pipeline.media.window import Window
 from pipeline.plan.config import dump_resolved
 from pipeline.plan.graph import StageGraph
@@ -59,6 +61,12 @@ def check_report_options(
         raise ConfigError("--reference needs --report (or use the compare command)")
     if not report:
         return
+    for path in paths:
+        if is_sequence_path(path) or is_sequence_output(path):
+            raise ConfigError(
+                f"--report compares video files; {path} is a frame sequence: leave "
+                "--report out (or restore into a video and run compare on it)"
+            )
     if "-" in (*paths, report) or any(Path(p).exists() and not Path(p).is_file() for p in paths):
         raise ConfigError(
             "--report reads the input and output again: give regular files (not '-', a FIFO "
