@@ -91,6 +91,19 @@ def test_time_limit_checkpoints_and_stops(tmp_path: Path) -> None:
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 1
 
 
+@needs_data
+def test_minutes_flag_sets_the_wall_time_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a device call trains for minutes: its cosine must end inside the call, whatever
+    # budget the config was written for
+    out = tmp_path / "run"
+    T.main(["-c", str(_config(tmp_path, steps=500)), "--out", str(out), "--minutes", "1e-6"])
+    assert yaml.safe_load((out / "config.yaml").read_text())["optim"]["minutes"] == 1e-6
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert summary["done"] and summary["steps"] < 500
+
+
 def test_quality_file_keeps_other_models(tmp_path: Path) -> None:
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"other": {"psnr": 1.0}}))
