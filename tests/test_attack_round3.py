@@ -19,6 +19,7 @@ from pipeline.media.sequence import probe_sequence
 from pipeline.plan.sequence_segments import plan_sequence_segments, sequence_payloads
 from pipeline.show.report import check_report_options
 from tests.test_exr import rgb_of
+from tests.test_exr import write_exr as write_exr_sequence
 from tests.test_sequence_alpha import write_rgba_sequence
 from tests.test_sequences import FLOAT_PATH, PASSTHROUGH, write_sequence
 from tests.test_sequences import run as run_config
@@ -84,22 +85,14 @@ def test_an_output_folder_with_a_long_name_is_written(tmp_path):
 
 def write_exr(folder: Path, numbers: range, nan: bool = True) -> str:
     """Float frames in 0..1, with one NaN pixel each (a renderer's bad sample) or none."""
-    folder.mkdir(parents=True)
-    for number in numbers:
+
+    def image(number: int) -> np.ndarray:
         rgb = np.random.default_rng(number).random((48, 64, 3), dtype=np.float32)
         if nan:
             rgb[20, 30] = np.nan
-        frame = av.VideoFrame(64, 48, "gbrpf32le")
-        for plane, channel in zip(frame.planes, (1, 2, 0), strict=True):
-            rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size).view("<f4")
-            rows[:48, :64] = rgb[..., channel]
-        encoder = av.CodecContext.create("exr", "w")
-        encoder.width, encoder.height, encoder.pix_fmt = 64, 48, "gbrpf32le"
-        encoder.time_base = Fraction(1, 24)
-        frame.pts = 0
-        data = b"".join(bytes(p) for p in encoder.encode(frame) + encoder.encode(None))
-        (folder / f"plate.{number:04d}.exr").write_bytes(data)
-    return str(folder / "plate.%04d.exr")
+        return rgb
+
+    return write_exr_sequence(folder, numbers, image)
 
 
 def test_a_nan_in_openexr_does_not_spread_through_the_stages(tmp_path):

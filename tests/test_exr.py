@@ -3,6 +3,7 @@ too); stages, integer images and video outputs clip to 0..1 and say so."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,11 +19,12 @@ def scene(index: int, width: int = 64, height: int = 48) -> np.ndarray:
     return np.roll(values, index * 17).astype(np.float16).astype(np.float32)
 
 
-def write_exr(folder: Path, numbers: range) -> str:
+def write_exr(folder: Path, numbers: range, image: Callable[[int], np.ndarray] = scene) -> str:
+    """A 64x48 float EXR sequence, frame N being ``image(N)`` (RGB, float32)."""
     folder.mkdir(parents=True)
     for number in numbers:
         frame = av.VideoFrame(64, 48, "gbrpf32le")
-        rgb = scene(number)
+        rgb = image(number)
         for plane, channel in zip(frame.planes, (1, 2, 0), strict=True):  # G, B, R
             rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size).view("<f4")
             rows[:48, :64] = rgb[..., channel]
