@@ -67,9 +67,9 @@ SIGMAS = (15, 25, 50)
 CAMERA_SET = "kodak24-camera-noise-x264"
 QUICK_GRID = (4.0, 12.0, 36.0)
 NOISE_LEVEL = (
-    "blind: mirnet-v2-s-denoise takes only the noisy frame (no level input, no estimate); "
-    "trained on camera noise alone (training/configs/mirnet-v2-s-denoise.yaml), so the "
-    "Gaussian sets are outside what it was trained on"
+    "blind: mirnet-v2-s-denoise takes only the noisy frame (no level input, no estimate) "
+    "and judges the level itself; trained on camera noise and, since session 8, half the "
+    "pairs white Gaussian noise of sigma 5-55 (training/configs/mirnet-v2-s-denoise.yaml)"
 )
 Pairs = list[tuple[torch.Tensor, torch.Tensor]]
 
