@@ -139,6 +139,23 @@ def test_heavy_rain_is_streak_layers_under_a_veil() -> None:
     assert heavy[dark].mean() > clean[dark].mean() + 0.1
 
 
+def test_sparse_rain_is_one_grey_layer_added_to_the_values() -> None:
+    """The published sets' rain: streaks that touch a minority of pixels, the same amount
+    added to every channel (grey, ``O = clip(B + S)``), never a veil over the frame."""
+    clean = _image()
+    sparse = D.add_sparse_rain(clean, torch.Generator().manual_seed(0))
+    assert torch.equal(sparse, D.add_sparse_rain(clean, torch.Generator().manual_seed(0)))
+    streaks = sparse - clean
+    assert (streaks > -1e-5).all()
+    touched = (streaks.amax(1) > 0.02).float().mean(dim=(1, 2))
+    assert (touched > 0).all() and (touched < 0.4).all()
+    unclipped = (sparse < 0.999).all(1, keepdim=True).expand_as(sparse)
+    grey = (streaks - streaks.mean(1, keepdim=True)).abs()
+    assert grey[unclipped].max() < 1e-5
+    light = D.add_rain(clean, torch.Generator().manual_seed(0))
+    assert streaks.mean() < (light - clean).abs().mean()
+
+
 def test_maybe_compress_round_trips_the_chosen_share() -> None:
     x = D.quantize8(_image(size=(64, 64))[:1].repeat(6, 1, 1, 1))
     assert torch.equal(D.maybe_compress(x, torch.Generator().manual_seed(0), 0.0), x)

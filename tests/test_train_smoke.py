@@ -179,6 +179,27 @@ def test_a_heavy_share_gets_heavy_rain(tmp_path: Path) -> None:
         PatchSampler(photos, "deblur", 32, 4, heavy=0.2)
 
 
+def test_a_sparse_share_gets_the_published_sets_rain(tmp_path: Path) -> None:
+    """``data.sparse``: that share of derain pairs gets thin grey streaks added to the
+    values (the same in every channel), split from the heavy share by one draw."""
+    from training.data import PatchSampler
+
+    photos = _photos(tmp_path)
+    lq, gt = PatchSampler(photos, "derain", 32, 16, sparse=1.0).next()
+    streaks = lq - gt
+    unclipped = (lq < 0.999).all(1, keepdim=True).expand_as(lq)
+    assert (streaks - streaks.mean(1, keepdim=True)).abs()[unclipped].max() <= 1.5 / 255
+    assert (streaks.flatten(1).amax(1) > 0.05).sum() >= 12  # rain in nearly every patch
+    error = lambda lq, gt: (lq - gt).abs().flatten(1).mean(1)  # noqa: E731
+    heavy = error(*PatchSampler(photos, "derain", 32, 64, heavy=0.5, sparse=0.5).next())
+    light = error(lq, gt)
+    assert 16 <= int((heavy > 2 * light.median()).sum()) <= 48
+    with pytest.raises(ValueError, match="at most 1"):
+        PatchSampler(photos, "derain", 32, 4, heavy=0.7, sparse=0.4)
+    with pytest.raises(ValueError, match="derain only"):
+        PatchSampler(photos, "deblur", 32, 4, sparse=0.2)
+
+
 def test_a_gaussian_share_gets_white_noise_of_many_levels(tmp_path: Path) -> None:
     """``data.gaussian``: that share of denoise pairs carries white Gaussian noise, at
     levels from light to heavy (one model for every level)."""

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from training.degrade import add_heavy_rain, degrade, maybe_compress, quantize8
+from training.degrade import add_heavy_rain, add_sparse_rain, degrade, maybe_compress, quantize8
 
 
 def load_rgb(path: Path, downscale_over: int = 1600) -> np.ndarray:
@@ -38,8 +38,9 @@ class PatchSampler:
     ``clean`` is left undegraded (footage with no rain or no blur must come out as it
     went in; a network that never saw such a patch sharpens or smooths it anyway); for
     derain a share ``heavy`` gets heavy rain (streak layers under an accumulation veil,
-    ``training.degrade.heavy_rain``) instead of the light model, and for denoise a share
-    ``gaussian`` gets white Gaussian noise of a random sigma (5-55 in 8-bit units: the
+    ``training.degrade.heavy_rain``) and a share ``sparse`` the published sets' thin
+    one-direction streaks (``add_sparse_rain``) instead of the light model; for denoise a
+    share ``gaussian`` gets white Gaussian noise of a random sigma (5-55 in 8-bit units: the
     benchmarks' noise and every level a user may set) instead of camera noise. Crops
     are cut on the CPU; the degradation runs on ``device`` (the GPU when training there)
     with its own generator, so both streams are reproducible and resumable.
@@ -58,6 +59,7 @@ class PatchSampler:
         codec: float = 0.0,
         clean: float = 0.0,
         heavy: float = 0.0,
+        sparse: float = 0.0,
         gaussian: float = 0.0,
     ) -> None:
         if not photos:
@@ -68,9 +70,13 @@ class PatchSampler:
             raise ValueError("data.clean needs same-size pairs; superres has none")
         if heavy and task != "derain":
             raise ValueError("data.heavy is a share of heavy rain: derain only")
+        if sparse and task != "derain":
+            raise ValueError("data.sparse is a share of sparse rain: derain only")
+        if heavy + sparse > 1:
+            raise ValueError(f"data.heavy + data.sparse = {heavy + sparse}: at most 1")
         if gaussian and task != "denoise":
             raise ValueError("data.gaussian is a share of Gaussian noise: denoise only")
-        self.clean, self.heavy, self.gaussian = clean, heavy, gaussian
+        self.clean, self.heavy, self.sparse, self.gaussian = clean, heavy, sparse, gaussian
         self.margin = blur_margin if task == "deblur" else 0
         area = torch.tensor([math.sqrt(im.shape[0] * im.shape[1]) for im in self.images])
         self.weights = area / area.sum()
@@ -100,10 +106,14 @@ class PatchSampler:
         src = torch.stack([self._crop(self.images[int(i)], size) for i in idx])
         src = src.to(self.device, non_blocking=True)
         lq, gt = degrade(src, self.task, self.degrade_gen, (self.patch, self.patch))
-        if self.heavy > 0:
-            pick = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device) < self.heavy
+        if self.heavy > 0 or self.sparse > 0:  # one draw splits the batch between the models
+            u = torch.rand(len(lq), generator=self.degrade_gen, device=lq.device)
+            pick = u < self.heavy
             if pick.any():
                 lq[pick] = quantize8(add_heavy_rain(gt[pick], self.degrade_gen))
+            pick = (u >= self.heavy) & (u < self.heavy + self.sparse)
+            if pick.any():
+                lq[pick] = quantize8(add_sparse_rain(gt[pick], self.degrade_gen))
         if self.gaussian > 0:
             n = len(lq)
             pick = torch.rand(n, generator=self.degrade_gen, device=lq.device) < self.gaussian

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "codec": 0.0,
         "clean": 0.0,  # share of pairs left undegraded: nothing to restore, nothing to change
         "heavy": 0.0,  # derain: share of pairs with heavy rain (streak layers + accumulation)
+        "sparse": 0.0,  # derain: share with the published sets' thin one-direction streaks
         "gaussian": 0.0,  # denoise: share of pairs with white Gaussian noise, sigma 5-55
     },
     "optim": {
@@ -247,6 +248,7 @@ def train(
         codec=cfg["data"]["codec"],
         clean=cfg["data"]["clean"],
         heavy=cfg["data"]["heavy"],
+        sparse=cfg["data"]["sparse"],
         gaussian=cfg["data"]["gaussian"],
     )
     model = build_network(cfg["model"])

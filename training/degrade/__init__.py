@@ -37,7 +37,7 @@ from training.degrade.low_light import low_light
 from training.degrade.motion_blur import CameraPath, motion_blur, random_blur_path, render_path
 from training.degrade.noise import camera_noise, gaussian_noise
 from training.degrade.pairs import KINDS, degrade, downscale_bicubic
-from training.degrade.rain import add_rain, streak_kernel
+from training.degrade.rain import add_rain, add_sparse_rain, streak_kernel
 from training.degrade.video import load_photo, make_test_video, read_video, video_path, write_video
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "CameraPath",
     "add_heavy_rain",
     "add_rain",
+    "add_sparse_rain",
     "camera_noise",
     "center_crop",
     "codec_compress",

@@ -113,3 +113,24 @@ def add_rain(
     additive = (linear_to_srgb(lin) + streaks).clamp(0, 1)
     use_add = (torch.rand(b, 1, 1, 1, generator=gen, device=dev) < additive_prob).float()
     return use_add * additive + (1 - use_add) * screen
+
+
+def add_sparse_rain(img: Tensor, gen: torch.Generator) -> Tensor:
+    """Rain as the published synthetic sets draw it (Rain100L: one streak type in one
+    direction; Rain12: rendered streaks): a single layer of thin grey streaks, one angle
+    per image within 30 degrees of vertical, no veil, added to the 8-bit values
+    (``O = clip(B + S)``). A tenth or so of the pixels is touched, against most of them
+    under :func:`add_rain`'s default mix, whose veils and crossing layers teach the network
+    to pull the whole frame down where these sets want only the streaks gone."""
+    return add_rain(
+        img,
+        gen,
+        layers=(1, 1),
+        density=(0.001, 0.006),
+        length=(15.0, 50.0),
+        width=(1.0, 2.0),
+        angle_deg=30.0,
+        brightness=(0.2, 0.6),
+        haze_prob=0.0,
+        additive_prob=1.0,
+    )
