@@ -306,6 +306,27 @@ def test_clean_test_video_is_its_own_twin(tmp_path: Path) -> None:
     assert torch.equal(D.read_video(clean_p), D.read_video(deg_p))
 
 
+def test_shaky_footage_is_blurrier_than_the_pan_alone(tmp_path: Path) -> None:
+    """``shake`` (blurry footage for the deblur pipeline figure) adds a hand shaking over
+    each exposure to the pan's own blur: further from the sharp clip, different in every
+    frame, and the same clip again for the same seed."""
+    photo = _image(size=(200, 240))[:1] + 0.3 * (torch.rand(1, 1, 200, 240) > 0.5)
+    photo = photo.clamp(0, 1)
+
+    def clip(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        clean_p, deg_p = tmp_path / f"c-{kind}.mkv", tmp_path / f"d-{kind}.mkv"
+        D.make_test_video(photo, clean_p, deg_p, kind, frames=8, size=(96, 64), seed=4)
+        return D.read_video(clean_p), D.read_video(deg_p)
+
+    clean, pan = clip("deblur")
+    same_clean, shaky = clip("shake")
+    assert torch.equal(clean, same_clean)
+    per_frame = [psnr(shaky[k], clean[k]) for k in range(8)]
+    assert sum(per_frame) / 8 < psnr(pan, clean) - 3
+    assert max(per_frame) - min(per_frame) > 1  # steady and shaky frames both occur
+    assert torch.equal(shaky, clip("shake")[1])
+
+
 def test_test_video_keeps_one_exposure_with_fresh_noise(tmp_path: Path) -> None:
     """A dark clip is shot at one exposure by one camera: its frames' brightness must
     not jump (it did, each frame drawing its own exposure, and a model's video flicker

@@ -15,7 +15,7 @@ from torch import Tensor
 from training.degrade.common import linear_to_srgb, quantize8, srgb_to_linear
 from training.degrade.defocus import defocus
 from training.degrade.low_light import low_light
-from training.degrade.motion_blur import CameraPath, render_path
+from training.degrade.motion_blur import CameraPath, random_blur_path, render_path
 from training.degrade.noise import camera_noise
 from training.degrade.pairs import KINDS, downscale_bicubic
 from training.degrade.rain import add_rain
@@ -73,7 +73,7 @@ def _degrade_frame(
     footage, a derainer on a dry clip)."""
     if kind == "clean":
         return frame
-    if kind == "deblur":
+    if kind in ("deblur", "shake"):
         assert sub_frames is not None
         return linear_to_srgb(srgb_to_linear(sub_frames).mean(0, keepdim=True))
     if kind == "denoise":
@@ -86,7 +86,7 @@ def _degrade_frame(
         return low_light(frame, scene, noise_gen=gen)
     if kind == "superres":
         return downscale_bicubic(frame)
-    raise ValueError(f"unknown degradation {kind!r} (known: clean, {', '.join(KINDS)})")
+    raise ValueError(f"unknown degradation {kind!r} (known: clean, shake, {', '.join(KINDS)})")
 
 
 def make_test_video(
@@ -106,9 +106,12 @@ def make_test_video(
     ``size`` is (width, height). Returns the camera states ``(frames, 4)``
     (``dx, dy, rot, log_zoom`` about the photo centre, see :class:`CameraPath`) so that
     measurements can undo the known motion. Motion blur integrates 9 sub-frames over
-    the shutter interval (half the frame time); the other kinds keep one camera,
-    exposure and focus for the whole clip, as footage does, with fresh rain and noise
-    in every frame;
+    the shutter interval (half the frame time): for ``deblur`` the pan's own motion (a
+    slow pan: nearly sharp footage), for ``shake`` that plus a hand shaking over each
+    exposure, drawn fresh every frame from the training blur's camera-path model
+    (:func:`random_blur_path`: blurry footage, a quarter of its frames steady). The
+    other kinds keep one camera, exposure and focus for the whole clip, as footage
+    does, with fresh rain and noise in every frame;
     ``superres`` writes the degraded clip at half the size (``size`` must be even).
     ``codec`` ``ffv1`` is lossless RGB (bgr0) (``.mkv``); ``libx264`` writes yuv420p, BT.709.
     """
@@ -123,9 +126,12 @@ def make_test_video(
     degraded = []
     for k in range(frames):
         sub = None
-        if kind == "deblur":
-            ts = t[k] + torch.linspace(-0.25, 0.25, 9)
-            sub = render_path(src, path.at(ts), (h, w))[0]
+        if kind in ("deblur", "shake"):
+            exposure = path.at(t[k] + torch.linspace(-0.25, 0.25, 9))
+            if kind == "shake":
+                hand = random_blur_path(1, gen).at(torch.linspace(-0.5, 0.5, 9))
+                exposure = exposure + hand - hand.mean(1, keepdim=True)
+            sub = render_path(src, exposure, (h, w))[0]
         scene = torch.Generator()
         scene.set_state(scene_state)  # the same draws every frame
         degraded.append(quantize8(_degrade_frame(clean[k : k + 1], kind, gen, scene, sub)))
