@@ -30,6 +30,9 @@ and the per-pixel fusion is a handful of elementwise passes and box filters that
 OpenCV and numpy do faster than torch's CPU convolutions at 1280x720; staying in one
 layout avoids a copy per frame.
 
+With ``sharpness`` above 0 the fusion is by detail instead (lucky frames for
+motion-blurred footage, :mod:`pipeline.stages.sharpest`); alignment and cuts are shared.
+
 Integration: ``process_window(frames, before, after)`` takes a run of consecutive
 frames whose first ``before`` and last ``after`` are context (up to ``radius`` each)
 and returns only the frames in between; frame k depends only on frames k-r .. k+r, so
@@ -47,6 +50,7 @@ from pydantic import Field
 
 from pipeline.stages.base import Stage, StageParams
 from pipeline.stages.registry import register_stage
+from pipeline.stages.sharpest import fuse_sharpest
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -96,6 +100,9 @@ class TemporalParams(StageParams):
     flow_scale: float = Field(1.0, gt=0.1, le=1)  # flow on frames resized by this factor
     # Share of pixels that must fail to match (after alignment) for a scene cut.
     cut_threshold: float = Field(0.8, gt=0, le=1)
+    # Above 0: fuse by local detail instead (lucky frames, for motion-blurred footage:
+    # pipeline.stages.sharpest), this the exponent on each frame's detail.
+    sharpness: float = Field(0.0, ge=0, le=16)
 
 
 def _grey8(frame: np.ndarray, scale: float) -> np.ndarray:
@@ -270,7 +277,13 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
                 warped, ok = _pick((fine[k], fine[j]), (warped, flow, ok), moved, grid)
             aligned.append(warped)
             valid.append(ok)
-        outs.append(_fuse(centre, aligned, valid, p) if aligned else centre)
+        if not aligned:
+            outs.append(centre)
+        elif p.sharpness > 0:
+            fused = fuse_sharpest(centre, aligned, valid, p.sharpness)
+            outs.append(centre + np.float32(p.strength) * (fused - centre))
+        else:
+            outs.append(_fuse(centre, aligned, valid, p))
     return np.stack(outs)
 
 
