@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from pipeline.stages.alignment import FlowPair, flow_grey, pick_alignment, pixel_grid, warp
 from pipeline.stages.base import Stage, StageParams
 from pipeline.stages.registry import register_stage
 from pipeline.stages.sharpest import fuse_sharpest
@@ -63,20 +64,12 @@ _SIGMA_FLOOR = 1.0 / 255
 _BOX = 5
 #: Neighbours that must agree on what lies under a streak before the centre yields.
 _AGREE = 1
-#: Side of the grey opening applied to the frames the flow sees (removes thin streaks).
-_FLOW_OPEN = 3
 #: Thumbnail width for cut detection.
 _CUT_WIDTH = 160
 #: Smallest bright excess a streak rejection acts on: fainter thin highlights are texture.
 _STREAK_MIN = 0.0
-#: Warp interpolation (bicubic measured no better than bilinear here).
-_INTERP = cv2.INTER_LINEAR
 #: Rejected flow (occlusion) is widened by this much: its borders are the least sure.
 _ERODE = np.ones((9, 9), np.uint8)
-#: Dominant-motion fit: vectors every _FIT_STEP px, RANSAC tolerance (px), least inlier share.
-_FIT_STEP, _FIT_TOL, _FIT_SHARE = 4, 1.0, 0.3
-#: Dominant motion taken: box side, dense flow within px of it, mismatch x the typical.
-_PICK_BOX, _PICK_DEV, _PICK_MISS = 7, 2.0, 5.0
 
 
 class TemporalParams(StageParams):
@@ -103,81 +96,6 @@ class TemporalParams(StageParams):
     # Above 0: fuse by local detail instead (lucky frames, for motion-blurred footage:
     # pipeline.stages.sharpest), this the exponent on each frame's detail.
     sharpness: float = Field(0.0, ge=0, le=16)
-
-
-def _grey8(frame: np.ndarray, scale: float) -> np.ndarray:
-    """HWC float RGB -> uint8 grey at ``scale`` (what DIS takes)."""
-    grey = frame @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    if scale != 1:
-        size = (max(8, round(frame.shape[1] * scale)), max(8, round(frame.shape[0] * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    # Grey opening: thin bright streaks (rain, snow) vanish from what the flow sees, so
-    # they neither drag the flow nor fail its consistency check where they fall.
-    grey = cv2.morphologyEx(grey, cv2.MORPH_OPEN, np.ones((_FLOW_OPEN, _FLOW_OPEN), np.uint8))
-    return np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8)
-
-
-def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return gx, gy
-
-
-def _warp(img: np.ndarray, flow: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``img`` sampled at x + flow(x) (bilinear, edges repeated)."""
-    mx, my = grid[0] + flow[..., 0], grid[1] + flow[..., 1]
-    return cv2.remap(img, mx, my, _INTERP, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _global_flow(flow: np.ndarray, ok: np.ndarray) -> np.ndarray | None:
-    """The dominant (camera) motion in ``flow``: a homography fitted to its consistent
-    vectors by RANSAC, as a flow field; None where too few vectors agree. Dense flow on
-    rainy or noisy frames wanders by a fraction of a pixel, and each bilinear warp by a
-    fraction blurs; one motion for the whole frame averages that away."""
-    h, w = flow.shape[:2]
-    gx, gy = _grid(h, w)
-    sel = ok[::_FIT_STEP, ::_FIT_STEP]
-    if sel.sum() < 16:
-        return None
-    src = np.stack([gx[::_FIT_STEP, ::_FIT_STEP][sel], gy[::_FIT_STEP, ::_FIT_STEP][sel]], -1)
-    dst = src + flow[::_FIT_STEP, ::_FIT_STEP][sel]
-    hom, inl = cv2.findHomography(src, dst, cv2.RANSAC, _FIT_TOL)
-    if hom is None or inl.mean() < _FIT_SHARE:
-        return None
-    pts = cv2.perspectiveTransform(np.stack([gx, gy], -1).reshape(1, -1, 2), hom)
-    return (pts.reshape(h, w, 2) - np.stack([gx, gy], -1)).astype(np.float32)
-
-
-class _Pair:
-    """Flow between two frames both ways, where each direction is consistent, and the
-    dominant motion both ways if asked (None where the frame has none)."""
-
-    def __init__(self, fwd: np.ndarray, bwd: np.ndarray, dominant: bool = False) -> None:
-        grid = _grid(*fwd.shape[:2])
-        self.fwd, self.bwd = fwd, bwd
-        self.ok_fwd = self._consistent(fwd, bwd, grid)  # valid pixels of a (a -> b)
-        self.ok_bwd = self._consistent(bwd, fwd, grid)  # valid pixels of b (b -> a)
-        self.glob_fwd = _global_flow(fwd, self.ok_fwd) if dominant else None
-        self.glob_bwd = _global_flow(bwd, self.ok_bwd) if dominant else None
-
-    def cut_score(self, a: np.ndarray, b: np.ndarray) -> float:
-        """Share of a's pixels that neither track consistently nor match in brightness
-        after alignment: near 0 within a shot, near 1 across a cut."""
-        aligned = _warp(b.astype(np.float32), self.fwd, _grid(*a.shape))
-        diff = np.abs(aligned - a.astype(np.float32)) / 255
-        return float(np.mean(~self.ok_fwd | (diff > 0.1)))
-
-    @staticmethod
-    def _consistent(
-        f: np.ndarray, g: np.ndarray, grid: tuple[np.ndarray, np.ndarray]
-    ) -> np.ndarray:
-        """Forward-backward check (Sundaram et al. 2010): following f then g returns home."""
-        h, w = f.shape[:2]
-        gw = _warp(g, f, grid)
-        err = ((f + gw) ** 2).sum(-1)
-        bound = 0.01 * ((f**2).sum(-1) + (gw**2).sum(-1)) + 0.5
-        mx, my = grid[0] + f[..., 0], grid[1] + f[..., 1]
-        inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-        return (err < bound) & inside
 
 
 @register_stage("temporal")
@@ -230,28 +148,30 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
     r = p.radius
     t, h, w, _ = arr.shape
     s = p.flow_scale
-    greys = [_grey8(f, s) for f in arr]
+    greys = [flow_grey(f, s) for f in arr]
     gh, gw = greys[0].shape
-    pairs: dict[tuple[int, int], _Pair] = {}
+    pairs: dict[tuple[int, int], FlowPair] = {}
 
-    def pair(i: int, j: int) -> _Pair:  # i < j
+    def pair(i: int, j: int) -> FlowPair:  # i < j
         if (i, j) not in pairs:
             fwd = stage._flow(greys[i], greys[j])
             bwd = stage._flow(greys[j], greys[i])
-            pairs[(i, j)] = _Pair(fwd, bwd, p.dominant_motion)
+            pairs[(i, j)] = FlowPair(fwd, bwd, p.dominant_motion)
         return pairs[(i, j)]
 
     # A cut between i and i+1 is decided from those two frames alone, on thumbnails
     # (_CUT_WIDTH wide): averaging over 8x8 and more pixels leaves neither rain nor noise
     # to drag the flow or fail the match, while a new shot still differs everywhere.
     # The dominant motion is checked on the frames the flow saw (streaks opened away).
-    fine = greys if s == 1 else [_grey8(f, 1.0) for f in arr]
-    thumbs = [_grey8(f, min(1.0, _CUT_WIDTH / w)) for f in arr]
+    fine = greys if s == 1 else [flow_grey(f, 1.0) for f in arr]
+    thumbs = [flow_grey(f, min(1.0, _CUT_WIDTH / w)) for f in arr]
     cut = []
     for i in range(t - 1):
-        small = _Pair(stage._flow(thumbs[i], thumbs[i + 1]), stage._flow(thumbs[i + 1], thumbs[i]))
+        small = FlowPair(
+            stage._flow(thumbs[i], thumbs[i + 1]), stage._flow(thumbs[i + 1], thumbs[i])
+        )
         cut.append(small.cut_score(thumbs[i], thumbs[i + 1]) > p.cut_threshold)
-    grid = _grid(h, w)
+    grid = pixel_grid(h, w)
     outs = []
     for k in range(start, stop):
         centre = arr[k]
@@ -271,10 +191,10 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
                     glob = cv2.resize(glob, (w, h), interpolation=cv2.INTER_LINEAR) * up
             # Occlusion borders are where the flow is least sure: widen the rejected area.
             ok = cv2.erode(ok.astype(np.uint8), _ERODE).astype(bool)
-            warped = _warp(arr[j], flow, grid)
+            warped = warp(arr[j], flow, grid)
             if glob is not None:
-                moved = (_warp(arr[j], glob, grid), glob)
-                warped, ok = _pick((fine[k], fine[j]), (warped, flow, ok), moved, grid)
+                moved = (warp(arr[j], glob, grid), glob)
+                warped, ok = pick_alignment((fine[k], fine[j]), (warped, flow, ok), moved, grid)
             aligned.append(warped)
             valid.append(ok)
         if not aligned:
@@ -285,33 +205,6 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
         else:
             outs.append(_fuse(centre, aligned, valid, p))
     return np.stack(outs)
-
-
-def _pick(
-    greys: tuple[np.ndarray, np.ndarray],
-    dense: tuple[np.ndarray, np.ndarray, np.ndarray],
-    moved: tuple[np.ndarray, np.ndarray],
-    grid: tuple[np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """The neighbour aligned by the dominant motion wherever the dense flow, averaged over
-    a box, is within _PICK_DEV px of it (the dense flow's wander on rain and noise), else
-    by the dense flow. ``greys``: the centre and the neighbour as the flow saw them;
-    ``dense``: warped frame, flow, consistent pixels; ``moved``: warped frame, flow. A
-    moving object's flow departs from the camera's and keeps the dense flow and its
-    checks. Where the dense flow failed its check, the dominant motion stands in only if
-    it matches (box mean) within _PICK_MISS times its typical mismatch over the frame (plus
-    one code value, for clean footage): an
-    object too fast for the flow leaves the flow near the camera's but does not match."""
-    warped, flow, ok = dense
-    h, w = ok.shape
-    mx, my = grid[0] + moved[1][..., 0], grid[1] + moved[1][..., 1]
-    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-    dev = cv2.blur(np.hypot(*(flow - moved[1]).transpose(2, 0, 1)), (_PICK_BOX, _PICK_BOX))
-    gk, gj = (g.astype(np.float32) for g in greys)
-    miss = cv2.blur(np.abs(_warp(gj, moved[1], grid) - gk), (_PICK_BOX, _PICK_BOX))
-    typical = float(np.median(miss[inside])) if inside.any() else 0.0
-    use = inside & (dev < _PICK_DEV) & (ok | (miss <= _PICK_MISS * typical + 1))
-    return np.where(use[..., None], moved[0], warped), np.where(use, inside, ok)
 
 
 def _grey(x: np.ndarray) -> np.ndarray:
