@@ -5,17 +5,21 @@ DIS and why a dominant motion beside it, with the measurements: :mod:`pipeline.s
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
 #: Side of the grey opening applied to the frames the flow sees (removes thin streaks).
 _FLOW_OPEN = 3
-#: Warp interpolation. Bicubic: a bilinear warp by a fraction of a pixel softens fine detail,
-#: and the fused frame with it (session 10, net + temporal on clips of training photos:
-#: dry footage -3.04 -> -2.18 dB against the encoder alone, rain +10.10 -> +10.45).
-_INTERP = cv2.INTER_CUBIC
-#: Dominant-motion fit: vectors every _FIT_STEP px, RANSAC tolerance (px), least inlier share.
-_FIT_STEP, _FIT_TOL, _FIT_SHARE = 4, 1.0, 0.3
+#: Frames are warped bicubically: a bilinear warp by a fraction of a pixel softens fine
+#: detail, and the fused frame with it (session 10, net + temporal on clips of training
+#: photos: dry footage -3.04 -> -2.18 dB against the encoder alone, rain +10.10 -> +10.45).
+#: Flow fields and the grey frames the checks compare stay bilinear (smooth; cheaper).
+FRAME_INTERP = cv2.INTER_CUBIC
+#: Dominant-motion fit: vectors every _FIT_STEP px or more (at most about _FIT_POINTS of
+#: them: RANSAC's cost grows with their number), RANSAC tolerance (px), least inlier share.
+_FIT_STEP, _FIT_POINTS, _FIT_TOL, _FIT_SHARE = 4, 8000, 1.0, 0.3
 #: Dominant motion taken: box side, dense flow within px of it, mismatch x the typical.
 _PICK_BOX, _PICK_DEV, _PICK_MISS = 7, 2.0, 5.0
 
@@ -37,10 +41,15 @@ def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def warp(img: np.ndarray, flow: np.ndarray, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``img`` sampled at x + flow(x) (bilinear, edges repeated)."""
+def warp(
+    img: np.ndarray,
+    flow: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray],
+    interp: int = cv2.INTER_LINEAR,
+) -> np.ndarray:
+    """``img`` sampled at x + flow(x) (``interp``, bilinear by default; edges repeated)."""
     mx, my = grid[0] + flow[..., 0], grid[1] + flow[..., 1]
-    return cv2.remap(img, mx, my, _INTERP, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _global_flow(flow: np.ndarray, ok: np.ndarray) -> np.ndarray | None:
@@ -50,16 +59,22 @@ def _global_flow(flow: np.ndarray, ok: np.ndarray) -> np.ndarray | None:
     fraction blurs; one motion for the whole frame averages that away."""
     h, w = flow.shape[:2]
     gx, gy = pixel_grid(h, w)
-    sel = ok[::_FIT_STEP, ::_FIT_STEP]
+    step = max(_FIT_STEP, round(math.sqrt(h * w / _FIT_POINTS)))
+    sel = ok[::step, ::step]
     if sel.sum() < 16:
         return None
-    src = np.stack([gx[::_FIT_STEP, ::_FIT_STEP][sel], gy[::_FIT_STEP, ::_FIT_STEP][sel]], -1)
-    dst = src + flow[::_FIT_STEP, ::_FIT_STEP][sel]
+    src = np.stack([gx[::step, ::step][sel], gy[::step, ::step][sel]], -1)
+    dst = src + flow[::step, ::step][sel]
     hom, inl = cv2.findHomography(src, dst, cv2.RANSAC, _FIT_TOL)
     if hom is None or inl.mean() < _FIT_SHARE:
         return None
     pts = cv2.perspectiveTransform(np.stack([gx, gy], -1).reshape(1, -1, 2), hom)
     return (pts.reshape(h, w, 2) - np.stack([gx, gy], -1)).astype(np.float32)
+
+
+def _norm2(v: np.ndarray) -> np.ndarray:
+    """Squared length of HW2 vectors (numpy's sum over a 2-long axis is several times slower)."""
+    return v[..., 0] ** 2 + v[..., 1] ** 2
 
 
 class FlowPair:
@@ -88,8 +103,8 @@ class FlowPair:
         """Forward-backward check (Sundaram et al. 2010): following f then g returns home."""
         h, w = f.shape[:2]
         gw = warp(g, f, grid)
-        err = ((f + gw) ** 2).sum(-1)
-        bound = 0.01 * ((f**2).sum(-1) + (gw**2).sum(-1)) + 0.5
+        err = _norm2(f + gw)
+        bound = 0.01 * (_norm2(f) + _norm2(gw)) + 0.5
         mx, my = grid[0] + f[..., 0], grid[1] + f[..., 1]
         inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
         return (err < bound) & inside

@@ -48,7 +48,14 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from pipeline.stages.alignment import FlowPair, flow_grey, pick_alignment, pixel_grid, warp
+from pipeline.stages.alignment import (
+    FRAME_INTERP,
+    FlowPair,
+    flow_grey,
+    pick_alignment,
+    pixel_grid,
+    warp,
+)
 from pipeline.stages.base import Stage, StageParams
 from pipeline.stages.registry import register_stage
 from pipeline.stages.sharpest import fuse_sharpest
@@ -191,9 +198,9 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
                     glob = cv2.resize(glob, (w, h), interpolation=cv2.INTER_LINEAR) * up
             # Occlusion borders are where the flow is least sure: widen the rejected area.
             ok = cv2.erode(ok.astype(np.uint8), _ERODE).astype(bool)
-            warped = warp(arr[j], flow, grid)
+            warped = warp(arr[j], flow, grid, FRAME_INTERP)
             if glob is not None:
-                moved = (warp(arr[j], glob, grid), glob)
+                moved = (warp(arr[j], glob, grid, FRAME_INTERP), glob)
                 warped, ok = pick_alignment((fine[k], fine[j]), (warped, flow, ok), moved, grid)
             aligned.append(warped)
             valid.append(ok)
@@ -208,7 +215,7 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
 
 
 def _grey(x: np.ndarray) -> np.ndarray:
-    return x.mean(-1)
+    return (x[..., 0] + x[..., 1] + x[..., 2]) / 3  # the mean; numpy's mean(-1) is slower
 
 
 def _tukey(u: np.ndarray) -> np.ndarray:
