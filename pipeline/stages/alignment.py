@@ -24,9 +24,14 @@ _FIT_STEP, _FIT_POINTS, _FIT_TOL, _FIT_SHARE = 4, 8000, 1.0, 0.3
 _PICK_BOX, _PICK_DEV, _PICK_MISS = 7, 2.0, 5.0
 
 
+def luma(frame: np.ndarray) -> np.ndarray:
+    """HWC float RGB -> HW float BT.601 luma."""
+    return frame @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
 def flow_grey(frame: np.ndarray, scale: float) -> np.ndarray:
     """HWC float RGB -> uint8 grey at ``scale`` (what DIS takes)."""
-    grey = frame @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    grey = luma(frame)
     if scale != 1:
         size = (max(8, round(frame.shape[1] * scale)), max(8, round(frame.shape[0] * scale)))
         grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.stages.alignment import luma
+
 #: Gaussian sigma (px) of the low-pass the agreement test compares: wider than most blur.
 _LOW_SIGMA = 8.0
 #: Gaussian sigma (px) over which local detail is measured: weights change smoothly.
@@ -30,10 +32,6 @@ _GATE = 1.3
 _DETAIL_FLOOR = 1e-5
 
 
-def _grey(x: np.ndarray) -> np.ndarray:
-    return x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
 def _detail(grey: np.ndarray) -> np.ndarray:
     lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
     return cv2.GaussianBlur(lap * lap, (0, 0), _DETAIL_SIGMA) + _DETAIL_FLOOR
@@ -45,13 +43,13 @@ def fuse_sharpest(
     """Detail-weighted mean of ``centre`` and its ``aligned`` neighbours (HW3 float32;
     ``valid``: where each alignment holds). ``power`` sharpens the pick: 1 blends by
     detail, 4 and up takes nearly the sharpest frame at every pixel."""
-    cg = _grey(centre)
+    cg = luma(centre)
     low_c = cv2.GaussianBlur(cg, (0, 0), _LOW_SIGMA)
     d_c = _detail(cg)
     num = centre.copy()
     den = np.ones_like(cg)
     for frame, ok in zip(aligned, valid, strict=True):
-        g = _grey(frame)
+        g = luma(frame)
         d_g = _detail(g)
         if not ok.any() or np.median(d_g[ok]) < _GATE * np.median(d_c[ok]):
             continue  # no sharper as a whole: a sharp centre keeps its own detail
