@@ -179,6 +179,24 @@ def test_restore_strength_keeps_a_share_of_the_networks_change():
         RestoreParams(model="test-stage-x2", strength=0.5)
 
 
+@torch.inference_mode()
+def test_restore_coring_drops_small_changes_and_shrinks_large_ones():
+    frames = torch.rand(2, 3, 20, 24)
+    full = _restore(size=0)
+    cored = RestoreStage(RestoreParams(model="test-stage-conv", coring=2.0))
+    for stage in (full, cored):
+        stage.setup(torch.device("cpu"))
+    change, kept = full.process(frames) - frames, cored.process(frames) - frames
+    tau = 2.0 / 255
+    small = change.abs() < tau
+    assert small.any() and (~small).any()  # the tiny conv makes both kinds
+    assert kept[small].abs().max() < 1e-6
+    big = ~small
+    assert torch.allclose(kept[big], change[big] - tau * change[big].sign(), atol=1e-5)
+    with pytest.raises(ValueError, match="keeps the frame size"):
+        RestoreParams(model="test-stage-x2", coring=1.0)
+
+
 def test_restore_takes_the_cpu_fast_path_and_needs_setup():
     stage = _restore()
     with pytest.raises(RuntimeError, match="setup"):

@@ -103,6 +103,11 @@ class TemporalParams(StageParams):
     # Above 0: fuse by local detail instead (lucky frames, for motion-blurred footage:
     # pipeline.stages.sharpest), this the exponent on each frame's detail.
     sharpness: float = Field(0.0, ge=0, le=16)
+    # Above 0: the fusion acts only on the band below a Gaussian of this sigma (pixels);
+    # each frame keeps its own finer detail, except where it holds a streak. For
+    # footage whose stage is there for rain and flicker, not noise: sub-pixel alignment
+    # error softens fine texture when frames are averaged, and sharp footage pays for it.
+    detail_sigma: float = Field(0.0, ge=0, le=16)
 
 
 @register_stage("temporal")
@@ -243,6 +248,7 @@ def _fuse(
     thr = p.threshold
     wc = np.ones_like(cg)
     anchor = cg
+    no_streak = wc
     if p.streaks and len(aligned) >= 2:
         # Invalid neighbours vote with the centre's value, so the consensus falls back
         # to the centre where the alignment failed.
@@ -264,6 +270,7 @@ def _fuse(
         scale = max(2 * thr * sig, _STREAK_MIN)
         wc = np.where(agree >= _AGREE, _tukey(thin / scale), 1.0).astype(np.float32)
         anchor = wc * cg + (1 - wc) * ref
+        no_streak = wc
     if p.consensus and len(aligned) >= 2:
         # The anchor is the window's lower median (invalid neighbours voting with the
         # centre), and the centre is weighed against it like any neighbour: a centre
@@ -304,6 +311,12 @@ def _fuse(
             den += wgt
         fused = np.where((den > 1e-6)[..., None], num / np.maximum(den, 1e-6)[..., None], centre)
         anchor = _grey(fused)
+    if p.detail_sigma > 0:
+        # The centre's own detail (what a blur of sigma removes) replaces the fused
+        # result's, weighted by how surely the centre holds no streak there.
+        d = centre - fused
+        d -= cv2.GaussianBlur(d, (0, 0), p.detail_sigma)
+        fused = fused + no_streak[..., None] * d
     if p.strength < 1:
         fused = centre + np.float32(p.strength) * (fused - centre)
     return fused.astype(np.float32)
