@@ -228,6 +228,21 @@ def _tukey(u: np.ndarray) -> np.ndarray:
     return np.square(np.clip(1 - u * u, 0, None))
 
 
+def _order_stat(planes: list[np.ndarray], q: int) -> np.ndarray:
+    """The q-th smallest of ``planes`` at each pixel. A handful of planes go through a
+    sorting network of elementwise min/max (5x faster than ``np.partition`` along the
+    stacked axis for a 5-frame window at 1280x720); longer windows use the partition."""
+    if len(planes) > 9:
+        return np.partition(np.stack(planes), q, axis=0)[q]
+    v = [x.copy() for x in planes]
+    for rnd in range(len(v)):  # odd-even transposition sort: len(v) rounds sort it
+        for i in range(rnd % 2, len(v) - 1, 2):
+            low = np.minimum(v[i], v[i + 1])
+            np.maximum(v[i], v[i + 1], out=v[i + 1])
+            v[i] = low
+    return v[q]
+
+
 def _mad(x: np.ndarray) -> float:
     """Robust standard deviation (1.4826 x median absolute value), sub-sampled for speed."""
     return 1.4826 * float(np.median(np.abs(x[::4, ::4])))
@@ -249,12 +264,14 @@ def _fuse(
     wc = np.ones_like(cg)
     anchor = cg
     no_streak = wc
-    if p.streaks and len(aligned) >= 2:
-        # Invalid neighbours vote with the centre's value, so the consensus falls back
-        # to the centre where the alignment failed.
-        stack = np.stack([cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))])
-        q = max(0, (len(stack) - 1) // 2 - (len(stack) >= 5))  # rain only adds light
-        ref = np.partition(stack, q, axis=0)[q]
+    # Invalid neighbours vote with the centre's value, so an order statistic of the
+    # window falls back to the centre where the alignment failed.
+    votes = [cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))]
+    # In consensus mode the streak map matters only to what detail_sigma keeps.
+    streak_map_used = not p.consensus or p.detail_sigma > 0
+    if p.streaks and len(aligned) >= 2 and streak_map_used:
+        q = max(0, (len(votes) - 1) // 2 - (len(votes) >= 5))  # rain only adds light
+        ref = _order_stat(votes, q)
         resid = cg - ref
         sig = max(_SIGMA_FLOOR, _mad(resid))
         # The white top-hat keeps what a grey opening wider than a streak removes: a
@@ -276,8 +293,7 @@ def _fuse(
         # centre), and the centre is weighed against it like any neighbour: a centre
         # that its aligned, agreeing neighbours contradict (rain, a flash of noise, a
         # network's one-frame mistake) yields to them.
-        stack = np.stack([cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))])
-        anchor = np.partition(stack, (len(stack) - 1) // 2, axis=0)[(len(stack) - 1) // 2]
+        anchor = _order_stat(votes, (len(votes) - 1) // 2)
         aligned = [centre, *aligned]
         ags = [cg, *ags]
         valid = [np.ones(cg.shape, bool), *valid]
