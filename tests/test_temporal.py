@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from pipeline.stages.registry import get_stage_type
-from pipeline.stages.temporal import TemporalParams, TemporalStage
+from pipeline.stages.temporal import TemporalParams, TemporalStage, _order_stat
 
 H, W = 96, 128
 
@@ -236,8 +236,6 @@ def test_detail_sigma_keeps_each_frames_fine_detail_and_fuses_the_rest() -> None
 
 @pytest.mark.parametrize("n", [2, 3, 5, 9, 11])
 def test_window_order_statistics_match_a_sort(n: int) -> None:
-    from pipeline.stages.temporal import _order_stat
-
     rng = np.random.default_rng(n)
     planes = [rng.random((7, 9), dtype=np.float32) for _ in range(n)]
     planes[0][0, 0] = planes[1][0, 0]  # ties
