@@ -5,6 +5,7 @@ DIS and why a dominant motion beside it, with the measurements: :mod:`pipeline.s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -41,8 +42,11 @@ def flow_grey(frame: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=4)
 def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates (read-only, shared: every pair of a clip asks for them)."""
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    gx.flags.writeable = gy.flags.writeable = False
     return gx, gy
 
 
@@ -117,26 +121,27 @@ class FlowPair:
 
 def pick_alignment(
     greys: tuple[np.ndarray, np.ndarray],
-    dense: tuple[np.ndarray, np.ndarray, np.ndarray],
-    moved: tuple[np.ndarray, np.ndarray],
+    dense: tuple[np.ndarray, np.ndarray],
+    moved: np.ndarray,
     grid: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The neighbour aligned by the dominant motion wherever the dense flow, averaged over
-    a box, is within _PICK_DEV px of it (the dense flow's wander on rain and noise), else
-    by the dense flow. ``greys``: the centre and the neighbour as the flow saw them;
-    ``dense``: warped frame, flow, consistent pixels; ``moved``: warped frame, flow. A
-    moving object's flow departs from the camera's and keeps the dense flow and its
-    checks. Where the dense flow failed its check, the dominant motion stands in only if
-    it matches (box mean) within _PICK_MISS times its typical mismatch over the frame (plus
-    one code value, for clean footage): an
-    object too fast for the flow leaves the flow near the camera's but does not match."""
-    warped, flow, ok = dense
+    """The flow to warp the neighbour by, and where it is valid: the dominant motion
+    wherever the dense flow, averaged over a box, is within _PICK_DEV px of it (the dense
+    flow's wander on rain and noise), else the dense flow. ``greys``: the centre and the
+    neighbour as the flow saw them; ``dense``: flow and its consistent pixels; ``moved``:
+    the dominant motion as a flow. A moving object's flow departs from the camera's and
+    keeps the dense flow and its checks. Where the dense flow failed its check, the
+    dominant motion stands in only if it matches (box mean) within _PICK_MISS times its
+    typical mismatch over the frame (plus one code value, for clean footage): an object
+    too fast for the flow leaves the flow near the camera's but does not match. One warp
+    by the merged flow gives each pixel what a warp by its chosen flow would."""
+    flow, ok = dense
     h, w = ok.shape
-    mx, my = grid[0] + moved[1][..., 0], grid[1] + moved[1][..., 1]
+    mx, my = grid[0] + moved[..., 0], grid[1] + moved[..., 1]
     inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-    dev = cv2.blur(np.hypot(*(flow - moved[1]).transpose(2, 0, 1)), (_PICK_BOX, _PICK_BOX))
+    dev = cv2.blur(np.hypot(*(flow - moved).transpose(2, 0, 1)), (_PICK_BOX, _PICK_BOX))
     gk, gj = (g.astype(np.float32) for g in greys)
-    miss = cv2.blur(np.abs(warp(gj, moved[1], grid) - gk), (_PICK_BOX, _PICK_BOX))
+    miss = cv2.blur(np.abs(warp(gj, moved, grid) - gk), (_PICK_BOX, _PICK_BOX))
     typical = float(np.median(miss[inside])) if inside.any() else 0.0
     use = inside & (dev < _PICK_DEV) & (ok | (miss <= _PICK_MISS * typical + 1))
-    return np.where(use[..., None], moved[0], warped), np.where(use, inside, ok)
+    return np.where(use[..., None], moved, flow), np.where(use, inside, ok)

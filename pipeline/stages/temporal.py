@@ -203,11 +203,9 @@ def fuse_clip(stage: TemporalStage, arr: np.ndarray, start: int, stop: int) -> n
                     glob = cv2.resize(glob, (w, h), interpolation=cv2.INTER_LINEAR) * up
             # Occlusion borders are where the flow is least sure: widen the rejected area.
             ok = cv2.erode(ok.astype(np.uint8), _ERODE).astype(bool)
-            warped = warp(arr[j], flow, grid, FRAME_INTERP)
             if glob is not None:
-                moved = (warp(arr[j], glob, grid, FRAME_INTERP), glob)
-                warped, ok = pick_alignment((fine[k], fine[j]), (warped, flow, ok), moved, grid)
-            aligned.append(warped)
+                flow, ok = pick_alignment((fine[k], fine[j]), (flow, ok), glob, grid)
+            aligned.append(warp(arr[j], flow, grid, FRAME_INTERP))
             valid.append(ok)
         if not aligned:
             outs.append(centre)
