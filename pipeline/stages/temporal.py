@@ -221,9 +221,11 @@ def _grey(x: np.ndarray) -> np.ndarray:
     return (x[..., 0] + x[..., 1] + x[..., 2]) / 3  # the mean; numpy's mean(-1) is slower
 
 
-def _tukey(u: np.ndarray) -> np.ndarray:
+def _tukey(u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Tukey's biweight: 1 at agreement, smoothly 0 from u = 1 on (a hard reject)."""
-    return np.square(np.clip(1 - u * u, 0, None))
+    v = np.multiply(u, u, out=out)
+    np.subtract(1, v, out=v)
+    return np.square(np.clip(v, 0, None, out=v), out=v)
 
 
 def _order_stat(planes: list[np.ndarray], q: int) -> np.ndarray:
@@ -243,7 +245,11 @@ def _order_stat(planes: list[np.ndarray], q: int) -> np.ndarray:
 
 def _mad(x: np.ndarray) -> float:
     """Robust standard deviation (1.4826 x median absolute value), sub-sampled for speed."""
-    return 1.4826 * float(np.median(np.abs(x[::4, ::4])))
+    return _robust_sd(x[::4, ::4])
+
+
+def _robust_sd(sample: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(sample)))
 
 
 def _fuse(
@@ -316,11 +322,15 @@ def _fuse(
             tests.append((u_raw, box, box_abs))
         sig_box = max(_SIGMA_FLOOR / 2, float(np.median([_mad(b) for _, b, _ in tests])))
         level = float(np.median([np.median(b[::4, ::4]) for _, _, b in tests]))
-        spread = max(_SIGMA_FLOOR / 2, float(np.median([_mad(b - level) for _, _, b in tests])))
+        spreads = [_robust_sd(b[::4, ::4] - level) for _, _, b in tests]
+        spread = max(_SIGMA_FLOOR / 2, float(np.median(spreads)))
+        u, u_abs = np.empty_like(cg), np.empty_like(cg)  # reused: fresh pages cost more
         for a, ok, (u_raw, box, box_abs) in zip(aligned, valid, tests, strict=True):
-            u_box = np.abs(box) / (thr * sig_box)
-            u_abs = np.clip(box_abs - level, 0, None) / (thr * spread)
-            wgt = _tukey(np.maximum(np.maximum(u_box, u_abs), u_raw)) * ok
+            np.divide(np.abs(box, out=u), thr * sig_box, out=u)
+            np.clip(np.subtract(box_abs, level, out=u_abs), 0, None, out=u_abs)
+            np.maximum(u, np.divide(u_abs, thr * spread, out=u_abs), out=u)
+            wgt = _tukey(np.maximum(u, u_raw, out=u), out=u)
+            wgt *= ok
             num += wgt[..., None] * a
             den += wgt
         fused = np.where((den > 1e-6)[..., None], num / np.maximum(den, 1e-6)[..., None], centre)
