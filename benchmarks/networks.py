@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     result = {
-        "command": "python -m benchmarks.networks " + " ".join(argv or []),
+        "command": shlex.join(["python", "-m", "benchmarks.networks", *(argv or sys.argv[1:])]),
         "device": args.device,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,

@@ -34,8 +34,10 @@ import json
 import math
 import os
 import platform
+import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -298,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.hw = (h, w)
     paths = heldout_photos("kodak24")
     result: dict[str, Any] = {
-        "command": "python -m benchmarks.temporal " + " ".join(argv or []),
+        "command": shlex.join(["python", "-m", "benchmarks.temporal", *(argv or sys.argv[1:])]),
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "models": MODELS,
