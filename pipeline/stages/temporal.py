@@ -75,6 +75,10 @@ _AGREE = 1
 _CUT_WIDTH = 160
 #: Smallest bright excess a streak rejection acts on: fainter thin highlights are texture.
 _STREAK_MIN = 0.0
+#: detail_sigma: a neighbour shows the centre's detail if, within _GROW, it holds detail of
+#: 1/_SHOWN of its size or more (warps soften); detail beyond that by _UNSEEN robust sds of
+#: the centre's difference from the window's median is none of the centre's to keep.
+_GROW, _SHOWN, _UNSEEN = np.ones((3, 3), np.uint8), 2.0, 1.5
 #: Rejected flow (occlusion) is widened by this much: its borders are the least sure.
 _ERODE = np.ones((9, 9), np.uint8)
 
@@ -104,7 +108,7 @@ class TemporalParams(StageParams):
     # pipeline.stages.sharpest), this the exponent on each frame's detail.
     sharpness: float = Field(0.0, ge=0, le=16)
     # Above 0: the fusion acts only on the band below a Gaussian of this sigma (pixels);
-    # each frame keeps its own finer detail, except where it holds a streak. For
+    # each frame keeps its own finer detail where its neighbours show it too. For
     # footage whose stage is there for rain and flicker, not noise: sub-pixel alignment
     # error softens fine texture when frames are averaged, and sharp footage pays for it.
     detail_sigma: float = Field(0.0, ge=0, le=16)
@@ -252,6 +256,30 @@ def _robust_sd(sample: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(sample)))
 
 
+def _detail_kept(
+    cg: np.ndarray, votes: list[np.ndarray], mid: np.ndarray, p: TemporalParams
+) -> np.ndarray:
+    """Where the centre keeps its own fine detail (1) rather than the fused frame's (0).
+
+    A warped neighbour is a little softer and a fraction of a pixel off, so the centre's
+    sharp texture stands above it; kept is the detail that every neighbour shows too,
+    within a pixel and at 1/_SHOWN of its size or more. Detail one of them does not show,
+    of either sign (a streak the network left, a dark trace of one it removed, noise),
+    is the fused frame's (measured on rainy and dry footage, session 11: README,
+    "Temporal stage"). ``votes``: the centre's and its neighbours' greys, ``mid`` their
+    median.
+    """
+
+    def band(v: np.ndarray) -> np.ndarray:
+        return np.abs(v - cv2.GaussianBlur(v, (0, 0), p.detail_sigma))
+
+    shown = [cv2.dilate(band(v), _GROW) for v in votes[1:]]
+    seen = _order_stat(shown, 0)  # the least any neighbour shows
+    unseen = np.clip(band(cg) - _SHOWN * seen, 0, None)
+    sig = max(_SIGMA_FLOOR, _mad(cg - mid))
+    return _tukey(unseen / (_UNSEEN * sig))
+
+
 def _fuse(
     centre: np.ndarray, aligned: list[np.ndarray], valid: list[np.ndarray], p: TemporalParams
 ) -> np.ndarray:
@@ -267,13 +295,11 @@ def _fuse(
     thr = p.threshold
     wc = np.ones_like(cg)
     anchor = cg
-    no_streak = wc
     # Invalid neighbours vote with the centre's value, so an order statistic of the
     # window falls back to the centre where the alignment failed.
     votes = [cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))]
-    # In consensus mode the streak map matters only to what detail_sigma keeps.
-    streak_map_used = not p.consensus or p.detail_sigma > 0
-    if p.streaks and len(aligned) >= 2 and streak_map_used:
+    mid = _order_stat(votes, (len(votes) - 1) // 2) if len(aligned) >= 2 else cg
+    if p.streaks and len(aligned) >= 2 and not p.consensus:  # consensus sets its own anchor
         q = max(0, (len(votes) - 1) // 2 - (len(votes) >= 5))  # rain only adds light
         ref = _order_stat(votes, q)
         resid = cg - ref
@@ -291,13 +317,12 @@ def _fuse(
         scale = max(2 * thr * sig, _STREAK_MIN)
         wc = np.where(agree >= _AGREE, _tukey(thin / scale), 1.0).astype(np.float32)
         anchor = wc * cg + (1 - wc) * ref
-        no_streak = wc
     if p.consensus and len(aligned) >= 2:
         # The anchor is the window's lower median (invalid neighbours voting with the
         # centre), and the centre is weighed against it like any neighbour: a centre
         # that its aligned, agreeing neighbours contradict (rain, a flash of noise, a
         # network's one-frame mistake) yields to them.
-        anchor = _order_stat(votes, (len(votes) - 1) // 2)
+        anchor = mid
         aligned = [centre, *aligned]
         ags = [cg, *ags]
         valid = [np.ones(cg.shape, bool), *valid]
@@ -335,12 +360,12 @@ def _fuse(
             den += wgt
         fused = np.where((den > 1e-6)[..., None], num / np.maximum(den, 1e-6)[..., None], centre)
         anchor = _grey(fused)
-    if p.detail_sigma > 0:
+    if p.detail_sigma > 0 and len(aligned) >= 2:
         # The centre's own detail (what a blur of sigma removes) replaces the fused
-        # result's, weighted by how surely the centre holds no streak there.
+        # result's where the neighbours show it too.
         d = centre - fused
         d -= cv2.GaussianBlur(d, (0, 0), p.detail_sigma)
-        fused = fused + no_streak[..., None] * d
+        fused = fused + _detail_kept(cg, votes, mid, p)[..., None] * d
     if p.strength < 1:
         fused = centre + np.float32(p.strength) * (fused - centre)
     return fused.astype(np.float32)
