@@ -298,7 +298,8 @@ def _fuse(
     # Invalid neighbours vote with the centre's value, so an order statistic of the
     # window falls back to the centre where the alignment failed.
     votes = [cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))]
-    mid = _order_stat(votes, (len(votes) - 1) // 2) if len(aligned) >= 2 else cg
+    wanted = len(aligned) >= 2 and (p.consensus or p.detail_sigma > 0)
+    mid = _order_stat(votes, (len(votes) - 1) // 2) if wanted else cg  # the window's median
     if p.streaks and len(aligned) >= 2 and not p.consensus:  # consensus sets its own anchor
         q = max(0, (len(votes) - 1) // 2 - (len(votes) >= 5))  # rain only adds light
         ref = _order_stat(votes, q)
