@@ -298,9 +298,10 @@ def _fuse(
     # Invalid neighbours vote with the centre's value, so an order statistic of the
     # window falls back to the centre where the alignment failed.
     votes = [cg, *(np.where(ok, g, cg) for g, ok in zip(ags, valid, strict=True))]
-    wanted = len(aligned) >= 2 and (p.consensus or p.detail_sigma > 0)
+    window = len(aligned) >= 2  # two neighbours or more: order statistics mean something
+    wanted = window and (p.consensus or p.detail_sigma > 0)
     mid = _order_stat(votes, (len(votes) - 1) // 2) if wanted else cg  # the window's median
-    if p.streaks and len(aligned) >= 2 and not p.consensus:  # consensus sets its own anchor
+    if p.streaks and window and not p.consensus:  # consensus sets its own anchor
         q = max(0, (len(votes) - 1) // 2 - (len(votes) >= 5))  # rain only adds light
         ref = _order_stat(votes, q)
         resid = cg - ref
@@ -318,7 +319,7 @@ def _fuse(
         scale = max(2 * thr * sig, _STREAK_MIN)
         wc = np.where(agree >= _AGREE, _tukey(thin / scale), 1.0).astype(np.float32)
         anchor = wc * cg + (1 - wc) * ref
-    if p.consensus and len(aligned) >= 2:
+    if p.consensus and window:
         # The anchor is the window's lower median (invalid neighbours voting with the
         # centre), and the centre is weighed against it like any neighbour: a centre
         # that its aligned, agreeing neighbours contradict (rain, a flash of noise, a
@@ -361,7 +362,7 @@ def _fuse(
             den += wgt
         fused = np.where((den > 1e-6)[..., None], num / np.maximum(den, 1e-6)[..., None], centre)
         anchor = _grey(fused)
-    if p.detail_sigma > 0 and len(aligned) >= 2:
+    if p.detail_sigma > 0 and window:
         # The centre's own detail (what a blur of sigma removes) replaces the fused
         # result's where the neighbours show it too.
         d = centre - fused
