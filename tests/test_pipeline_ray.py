@@ -135,7 +135,9 @@ def test_hung_chunk_alone_is_charged_and_its_worker_killed(ray_cluster, clip: st
     cfg = with_stage(
         f"{{id: hang, type: test-hang-once, marker: '{marker}'}}",
         "execution.mode=chunk",
-        "execution.chunk_timeout_s=2",
+        # Well above a healthy chunk's time on a loaded CI machine (at 2 s a second chunk
+        # once timed out too, and the retries counted 2).
+        "execution.chunk_timeout_s=5",
         "execution.max_retries=1",
     )
     out = tmp_path / "out.mkv"
