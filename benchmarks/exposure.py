@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from training.classical import Restorer
 from training.data import load_rgb
 from training.degrade import linear_to_srgb, quantize8, srgb_to_linear
 from training.degrade.low_light import low_light
@@ -64,7 +65,7 @@ def oracle_gain(out: Tensor, clean: Tensor) -> float:
 def features(dark: Tensor, out: Tensor) -> list[float]:
     """The frame statistics the gain is fitted on (:data:`FEATURES`), plus a constant."""
     lin_dark, lin_out = srgb_to_linear(dark), srgb_to_linear(out)
-    p99 = float(torch.quantile(lin_dark.flatten()[::7], 0.99))
+    p99 = float(torch.quantile(lin_dark.flatten()[::7], 0.99))  # every 7th: a sort
     floor = 1e-6
     return [
         1.0,
@@ -79,7 +80,9 @@ def regain(out: Tensor, gain: float) -> Tensor:
     return quantize8(linear_to_srgb((srgb_to_linear(out) * gain).clamp(0, 1)))
 
 
-def measure(restore: Any, paths: list[Path], long_side: int, seed: int) -> list[dict[str, Any]]:
+def measure(
+    restore: Restorer, paths: list[Path], long_side: int, seed: int
+) -> list[dict[str, Any]]:
     """Per photo: features, the oracle gain, the network's output (kept for regaining)."""
     gen = torch.Generator().manual_seed(seed)
     rows = []
