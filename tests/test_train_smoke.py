@@ -54,9 +54,12 @@ def test_smoke_flag_shrinks_the_run(tmp_path: Path) -> None:
 @needs_data
 def test_train_checkpoint_resume_and_export(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    T.main(["-c", str(_config(tmp_path, steps=2)), "--out", str(out)])
+    threads = torch.get_num_threads()
+    T.main(["-c", str(_config(tmp_path, steps=2)), "--out", str(out), "--threads", "2"])
+    torch.set_num_threads(threads)
     first = torch.load(out / "last.pt", weights_only=True)
     assert first["step"] == 2 and (out / "step_000002.pt").is_file()
+    assert yaml.safe_load((out / "config.yaml").read_text())["threads"] == 2  # flag over file
 
     T.main(["-c", str(_config(tmp_path, steps=4)), "--out", str(out), "--resume"])
     second = torch.load(out / "last.pt", weights_only=True)
