@@ -70,7 +70,10 @@ def lineage(names: list[str], repo: Path = REPO) -> list[Version]:
         for line in _git(repo, "log", "--format=%H %ct", "--", weights).splitlines():
             commit, stamp = line.split()
             card = _git(repo, "show", f"{commit}:models/weights/{name}.md")
-            versions.append(Version(name, commit, int(stamp), *card_run(card)))
+            try:
+                versions.append(Version(name, commit, int(stamp), *card_run(card)))
+            except ValueError as err:
+                raise ValueError(f"{name}.md at {commit[:10]}: {err}") from err
     versions.sort(key=lambda v: v.time)
     return [
         v
@@ -96,7 +99,9 @@ def extrapolate(hours: list[float], gains: list[float], target: float) -> dict[s
     }
 
 
-def measure(versions: list[Version], task: str, limit: int | None) -> list[dict[str, Any]]:
+def measure(
+    versions: list[Version], task: str, limit: int | None, repo: Path = REPO
+) -> list[dict[str, Any]]:
     """Y-PSNR gain of every version on the task's first held-out set, in one run."""
     from training.evaluate import eval_pairs, load_model, measure_set, model_restorer, set_names
 
@@ -108,7 +113,7 @@ def measure(versions: list[Version], task: str, limit: int | None) -> list[dict[
             blob = f"{v.commit}:models/weights/{v.name}.safetensors"
             path.write_bytes(
                 subprocess.run(
-                    ["git", "show", blob], cwd=REPO, capture_output=True, check=True
+                    ["git", "show", blob], cwd=repo, capture_output=True, check=True
                 ).stdout
             )
             restore = model_restorer(load_model(str(path)), torch.device("cpu"))

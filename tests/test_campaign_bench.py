@@ -66,3 +66,6 @@ def test_lineage_counts_each_run_once(tmp_path: Path) -> None:
     runs = lineage(["s", "m"], repo=tmp_path)
     assert [(v.name, v.cpu_minutes) for v in runs] == [("s", 60), ("s", 90), ("m", 100)]
     assert runs[0].time == 1_700_002_000  # the run's last export is the one measured
+    ship("m", b"5", "# a card with its training section lost\n", 1_700_005_000)
+    with pytest.raises(ValueError, match=r"m\.md at [0-9a-f]{10}: the card has no training"):
+        lineage(["m"], repo=tmp_path)
