@@ -380,16 +380,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="run folder (default runs/NAME)")
     parser.add_argument("--time-limit", type=float, help="checkpoint and stop after N seconds")
     parser.add_argument("--init", type=Path, help="warm-start weights (.safetensors or .pt)")
-    parser.add_argument(
-        "--minutes", type=float, help="the cosine's wall-time budget (overrides optim.minutes)"
-    )
-    parser.add_argument("--threads", type=int, help="CPU threads (overrides the config's)")
+    parser.add_argument("--minutes", type=float, help="the cosine's wall-time budget")
+    parser.add_argument("--threads", type=int, help="CPU threads (overrides the config)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, smoke=args.smoke)
     if args.minutes:
         cfg["optim"]["minutes"] = args.minutes
-    if args.threads:
-        cfg["threads"] = args.threads
+    cfg["threads"] = args.threads or cfg["threads"]
     if args.init:
         cfg["model"]["init"] = str(args.init)
     out = args.out or Path("runs") / (cfg["name"] + ("-smoke" if args.smoke else ""))
