@@ -55,10 +55,8 @@ def card_run(card: str) -> tuple[str, float]:
     return f"{command.group(1)} | {steps.group(1)} steps", int(cost[1]) * float(cost[2])
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
+def _git(repo: Path, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, check=True).stdout
 
 
 def lineage(names: list[str], repo: Path = REPO) -> list[Version]:
@@ -67,9 +65,9 @@ def lineage(names: list[str], repo: Path = REPO) -> list[Version]:
     versions = []
     for name in names:
         weights = f"models/weights/{name}.safetensors"
-        for line in _git(repo, "log", "--format=%H %ct", "--", weights).splitlines():
+        for line in _git(repo, "log", "--format=%H %ct", "--", weights).decode().splitlines():
             commit, stamp = line.split()
-            card = _git(repo, "show", f"{commit}:models/weights/{name}.md")
+            card = _git(repo, "show", f"{commit}:models/weights/{name}.md").decode()
             try:
                 versions.append(Version(name, commit, int(stamp), *card_run(card)))
             except ValueError as err:
@@ -110,12 +108,7 @@ def measure(
     with tempfile.TemporaryDirectory() as tmp:
         for v in versions:
             path = Path(tmp) / f"{v.commit[:10]}-{v.name}.safetensors"
-            blob = f"{v.commit}:models/weights/{v.name}.safetensors"
-            path.write_bytes(
-                subprocess.run(
-                    ["git", "show", blob], cwd=repo, capture_output=True, check=True
-                ).stdout
-            )
+            path.write_bytes(_git(repo, "show", f"{v.commit}:models/weights/{v.name}.safetensors"))
             restore = model_restorer(load_model(str(path)), torch.device("cpu"))
             res = measure_set(pairs, {"model": restore})
             minutes += v.cpu_minutes
